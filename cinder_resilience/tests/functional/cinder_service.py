@@ -95,6 +95,13 @@ def free_port():
         return sock.getsockname()[1]
 
 
+#: What the stand-in backend says on every connection. The driver insists on
+#: it, so another test's server that happens to take the port the backend
+#: will later listen on (free ports are only free when picked) does not pass
+#: for the backend.
+GREETING = b'late-backend ready\n'
+
+
 class Backend:
     """The 'storage backend': a TCP listener opened when the test says."""
 
@@ -114,7 +121,11 @@ class Backend:
                 conn, _addr = self._sock.accept()
             except OSError:
                 return
-            conn.close()
+            with conn:
+                try:
+                    conn.sendall(GREETING)
+                except OSError:
+                    pass  # the driver gave up on this connection already
 
     def close(self):
         if self._sock is not None:

@@ -34,6 +34,8 @@ from oslo_config import fixture as config_fixture
 from oslo_log import log as logging
 import oslo_messaging.conffixture as messaging_fixture
 
+from cinder_resilience.tests.functional import cinder_service
+
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 _SCHEMA = []
@@ -108,11 +110,16 @@ class LateBackendDriver(GatedDriver):
         address = self.configuration.late_backend_address
         host, _sep, port = address.rpartition(':')
         try:
-            with socket.create_connection((host, int(port)), timeout=2):
-                pass
+            with socket.create_connection((host, int(port)),
+                                          timeout=2) as conn:
+                greeting = conn.makefile('rb').readline(
+                    len(cinder_service.GREETING))
         except OSError as exc:
             raise cinder_exception.VolumeBackendAPIException(
                 data='backend %s does not answer: %s' % (address, exc))
+        if greeting != cinder_service.GREETING:
+            raise cinder_exception.VolumeBackendAPIException(
+                data='%s is not the backend (said %r)' % (address, greeting))
         LOG.info('Backend %s answered.', address)
 
 
