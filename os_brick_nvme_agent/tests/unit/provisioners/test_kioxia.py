@@ -1,0 +1,173 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+import socket
+import warnings
+
+import fixtures
+import testtools
+
+from os_brick_nvme_agent import exception
+from os_brick_nvme_agent import model
+from os_brick_nvme_agent.provisioners import kioxia
+from os_brick_nvme_agent.tests.fakes import kumoscale_server
+from os_brick_nvme_agent.tests.unit.provisioners import test_contract
+
+RS = model.ReplicaState
+NAMES = {'available': 'Available', 'faulty': 'Faulty',
+         'replacing': 'Replacing'}
+PORTALS = (model.Portal('tcp', '192.0.2.1', 4420),)
+
+
+class TestParsing(testtools.TestCase):
+
+    def test_times(self):
+        self.assertEqual(1700000000123, kioxia.parse_time(1700000000123))
+        self.assertEqual(1700000000123, kioxia.parse_time('1700000000123'))
+        self.assertEqual(1700000000000,
+                         kioxia.parse_time('2023-11-14T22:13:20Z'))
+        self.assertEqual(1700000000000,
+                         kioxia.parse_time('2023-11-14T22:13:20'))
+        for junk in (None, True, 'N/A', 'yesterday', {}):
+            self.assertEqual(0, kioxia.parse_time(junk))
+
+    def test_states(self):
+        self.assertEqual(RS.FAULTY, kioxia.parse_state('Faulty', NAMES))
+        self.assertEqual(RS.AVAILABLE, kioxia.parse_state('AVAILABLE',
+                                                          NAMES))
+        self.assertEqual(RS.FAULTY, kioxia.parse_state(
+            'Failed', dict(NAMES, faulty='Failed')))
+        self.assertEqual(RS.UNKNOWN, kioxia.parse_state('Deleting', NAMES))
+
+    def _volume(self, *backends):
+        return {'uuid': 'v', 'alias': 'a', 'location': [
+            {'uuid': 'rep-%s' % b, 'backend': {'persistentID': b},
+             'replicaState': 'Available', 'currentStateTime': 10 + n}
+            for n, b in enumerate(backends)]}
+
+    def test_replica_set(self):
+        targets = [{'targetName': 'nqn.x:%s' % b,
+                    'backend': {'persistentID': b}} for b in ('b1', 'b2')]
+        rs = kioxia.parse_replica_set('a', self._volume('b1', 'b2'),
+                                      targets, lambda b: PORTALS, NAMES)
+        self.assertEqual(11, rs.generation)
+        self.assertEqual(['nqn.x:b1', 'nqn.x:b2'],
+                         [r.nqn for r in rs.replicas])
+        self.assertEqual('rep-b1', rs.replicas[0].ns_uuid)
+
+    def test_replica_without_target_is_malformed(self):
+        targets = [{'targetName': 'nqn.x:b1',
+                    'backend': {'persistentID': 'b1'}}]
+        self.assertRaises(exception.MalformedReply, kioxia.parse_replica_set,
+                          'a', self._volume('b1', 'b2'), targets,
+                          lambda b: PORTALS, NAMES)
+
+    def test_bad_portals(self):
+        self.assertRaises(exception.MalformedReply, kioxia.parse_portals,
+                          {'portals': [{'ip': '192.0.2.1'}]})
+        self.assertEqual(PORTALS, kioxia.parse_portals(
+            {'portals': [{'ip': '192.0.2.1', 'port': '4420',
+                          'transport': 'TCP'}]}))
+
+
+class KioxiaTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.fake = kumoscale_server.FakeKumoScale(backends=3).start()
+        self.addCleanup(self.fake.stop)
+        self.conf = test_contract._conf(
+            'provisioner_kioxia', urls=[self.fake.url], token=self.fake.token,
+            ca_file=self.fake.ca_file, connect_timeout=2.0, read_timeout=5.0)
+        self.prov = kioxia.KioxiaProvisioner(self.conf)
+
+
+class TestKioxiaProvisioner(KioxiaTestCase):
+
+    def test_truncated_alias_is_found(self):
+        name = 'volume-8f1d1b52-3c0a-4d6e-9d3e-0c4f6a1b2c3d'
+        self.fake.state.add_volume(name)
+        rs = self.prov.get_replica_set(name[:kioxia.ALIAS_MAX])
+        self.assertEqual(2, len(rs.replicas))
+        self.assertIsNone(self.prov.get_replica_set(name[:20]))
+
+    def test_ambiguous_truncated_alias_is_malformed(self):
+        prefix = ('volume-' + 'a' * 40)[:kioxia.ALIAS_MAX]
+        self.fake.state.add_volume(prefix + '1')
+        self.fake.state.add_volume(prefix + '2')
+        self.assertRaises(exception.MalformedReply,
+                          self.prov.get_replica_set, prefix)
+
+    def test_token_is_checked_and_never_logged(self):
+        logger = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
+        self.fake.state.add_volume('vol-1')
+        self.prov.get_replica_set('vol-1')
+        self.assertNotIn(self.fake.token, logger.output)
+        self.conf.set_override('token', 'wrong', 'provisioner_kioxia')
+        prov = kioxia.KioxiaProvisioner(self.conf)
+        err = self.assertRaises(exception.ProvisionerUnavailable, prov.probe)
+        self.assertIn('401', str(err))
+
+    def test_tls_is_verified_by_default(self):
+        self.conf.clear_override('ca_file', 'provisioner_kioxia')
+        prov = kioxia.KioxiaProvisioner(self.conf)
+        err = self.assertRaises(exception.ProvisionerUnavailable, prov.probe)
+        self.assertIn('certificate verify failed', str(err))
+        self.conf.set_override('verify', False, 'provisioner_kioxia')
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')     # urllib3's insecure warning
+            kioxia.KioxiaProvisioner(self.conf).probe()
+
+    def test_second_url_is_tried(self):
+        sock = socket.socket()
+        sock.bind(('127.0.0.1', 0))
+        dead = 'https://127.0.0.1:%d' % sock.getsockname()[1]
+        sock.close()        # nothing listens there now
+        self.conf.set_override('urls', [dead, self.fake.url],
+                               'provisioner_kioxia')
+        kioxia.KioxiaProvisioner(self.conf).probe()
+
+    def test_server_error_is_unavailable_refusal_is_error(self):
+        self.fake.state.add_volume('vol-1')
+        self.fake.fail_next(500)
+        self.assertRaises(exception.ProvisionerUnavailable,
+                          self.prov.get_replica_set, 'vol-1')
+        self.fake.fail_next(400)
+        self.assertRaises(exception.ProvisionerError,
+                          self.prov.get_replica_set, 'vol-1')
+        self.assertEqual(2, len(self.prov.get_replica_set('vol-1').replicas))
+
+    def test_replacement_resumes_without_a_second_replica(self):
+        volume_uuid = self.fake.state.add_volume('vol-1')
+        victim = self.prov.get_replica_set('vol-1').replicas[0].id
+        requests = self.fake.state.requests
+        seen = len(requests)
+        # The add goes through, then the delete fails (as if we crashed).
+        original = kumoscale_server._replica
+
+        def add_then_fail(state, method, parts, body):
+            if method == 'PATCH' and len(parts) == 2:
+                kumoscale_server._replica = original
+                return 503, {'status': 'Busy', 'description': 'later'}
+            return original(state, method, parts, body)
+        kumoscale_server._replica = add_then_fail
+        self.addCleanup(setattr, kumoscale_server, '_replica', original)
+        self.assertRaises(exception.ProvisionerUnavailable,
+                          self.prov.request_replacement, 'vol-1', victim)
+        self.assertEqual(3, len(self.fake.state.volumes[volume_uuid]
+                                ['location']))
+        self.prov.request_replacement('vol-1', victim)
+        replicas = self.prov.get_replica_set('vol-1').replicas
+        self.assertEqual(2, len(replicas))
+        self.assertNotIn(victim, [r.id for r in replicas])
+        posts = [r for r in requests[seen:] if r[0] == 'POST']
+        self.assertEqual(1, len(posts))

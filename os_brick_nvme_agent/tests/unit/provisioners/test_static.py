@@ -1,0 +1,138 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+import json
+import os
+from unittest import mock
+
+import fixtures
+import testtools
+import yaml
+
+from os_brick_nvme_agent import exception
+from os_brick_nvme_agent import model
+from os_brick_nvme_agent.provisioners import base
+from os_brick_nvme_agent.provisioners import static
+from os_brick_nvme_agent.tests.unit.provisioners import test_contract
+
+RS = model.ReplicaState
+replica = test_contract.static_replica
+
+
+class StaticTestCase(testtools.TestCase):
+
+    def make(self, data, name='replicas.yaml', raw=None):
+        tmp = self.useFixture(fixtures.TempDir()).path
+        self.path = os.path.join(tmp, name)
+        with open(self.path, 'w') as f:
+            if raw is not None:
+                f.write(raw)
+            elif name.endswith('.json'):
+                json.dump(data, f)
+            else:
+                yaml.safe_dump(data, f)
+        return static.StaticProvisioner(
+            test_contract._conf('provisioner_static', path=self.path))
+
+    def volume(self, spares=()):
+        return {'volumes': {'v': {'generation': 3,
+                                  'replicas': [replica('v', 1),
+                                               replica('v', 2)],
+                                  'spares': list(spares)}}}
+
+
+class TestStatic(StaticTestCase):
+
+    def test_json_file(self):
+        prov = self.make(self.volume([replica('v', 3)]), 'r.json')
+        prov.request_replacement('v', 'r1')
+        with open(self.path) as f:
+            data = json.load(f)
+        self.assertEqual(['r2', 'r3'],
+                         [r['id'] for r in data['volumes']['v']['replicas']])
+        self.assertEqual(4, data['volumes']['v']['generation'])
+
+    def test_no_spare_records_a_request(self):
+        prov = self.make(self.volume())
+        prov.request_replacement('v', 'r1')
+        prov.request_replacement('v', 'r1')
+        rs = prov.get_replica_set('v')
+        self.assertEqual(RS.REPLACING, rs.replicas[0].state)
+        self.assertEqual(4, rs.generation)
+        with open(self.path) as f:
+            self.assertEqual([{'replace': 'r1'}],
+                             yaml.safe_load(f)['volumes']['v']['requests'])
+
+    def test_unknown_state_name(self):
+        data = self.volume()
+        data['volumes']['v']['replicas'][0]['state'] = 'on-fire'
+        self.assertEqual(RS.UNKNOWN,
+                         self.make(data).get_replica_set('v').replicas[0]
+                         .state)
+
+    def test_malformed_content(self):
+        bad_port = self.volume()
+        bad_port['volumes']['v']['replicas'][0]['portals'][0]['port'] = 0
+        no_nqn = self.volume()
+        del no_nqn['volumes']['v']['replicas'][1]['nqn']
+        bad_gen = self.volume()
+        bad_gen['volumes']['v']['generation'] = '3'
+        no_portal = self.volume()
+        no_portal['volumes']['v']['replicas'][0]['portals'] = []
+        for data in (bad_port, no_nqn, bad_gen, no_portal,
+                     {'volumes': {'v': ['x']}}):
+            prov = self.make(data)
+            self.assertRaises(exception.MalformedReply, prov.get_replica_set,
+                              'v')
+        for raw in ('- a list', 'volumes: [1, 2]', 'volumes: {v: [1'):
+            self.assertRaises(exception.MalformedReply,
+                              self.make(None, raw=raw).probe)
+
+    def test_bad_spare_is_malformed_and_file_unchanged(self):
+        prov = self.make(self.volume([{'id': 'r3'}]))
+        with open(self.path) as f:
+            before = f.read()
+        self.assertRaises(exception.MalformedReply,
+                          prov.request_replacement, 'v', 'r1')
+        with open(self.path) as f:
+            self.assertEqual(before, f.read())
+
+    def test_write_leaves_no_temporary_files(self):
+        prov = self.make(self.volume())
+        prov.report_replica_state('v', 'r2', RS.FAULTY)
+        self.assertEqual(['replicas.yaml'],
+                         os.listdir(os.path.dirname(self.path)))
+
+    def test_unwritable_file_is_unavailable(self):
+        prov = self.make(self.volume())
+        with mock.patch.object(base, 'write_file_atomically',
+                               side_effect=PermissionError(13, 'denied')):
+            self.assertRaises(exception.ProvisionerUnavailable,
+                              prov.report_replica_state, 'v', 'r1',
+                              RS.FAULTY)
+
+
+class TestHelpers(testtools.TestCase):
+
+    def test_replica_round_trip(self):
+        rs = base.replica_set_from_dict('v', {
+            'generation': 2, 'replicas': [dict(replica('v', 1),
+                                               ns_uuid='u-1')]})
+        self.assertEqual(dict(replica('v', 1), ns_uuid='u-1',
+                              state='available'),
+                         base.replica_to_dict(rs.replicas[0]))
+
+    def test_generation_must_be_integer(self):
+        for gen in ('1', True, None, 1.5):
+            self.assertRaises(exception.MalformedReply,
+                              base.replica_set_from_dict, 'v',
+                              {'generation': gen, 'replicas': []})
