@@ -26,6 +26,7 @@ import re
 
 from oslo_log import log as logging
 
+from os_brick_nvme_agent.host import sysfs
 from os_brick_nvme_agent import model
 
 LOG = logging.getLogger(__name__)
@@ -92,14 +93,6 @@ def parse_controller(name, files, namespaces=()):
                             namespaces=tuple(namespaces))
 
 
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
 def read_controllers(root='/'):
     """Every fabrics controller under ``root``; malformed ones are skipped."""
     base = os.path.join(root, CTL_DIR)
@@ -109,7 +102,7 @@ def read_controllers(root='/'):
         return ()
     controllers = []
     for name in names:
-        files = {attr: _read(os.path.join(base, name, attr))
+        files = {attr: sysfs.read(os.path.join(base, name, attr))
                  for attr in ('subsysnqn', 'transport', 'address', 'state')}
         try:
             entries = os.listdir(os.path.join(base, name))
@@ -130,6 +123,7 @@ def read_namespace(root, device):
     Either value is None when it cannot be read or is malformed.
     """
     block = os.path.join(root, 'sys/block', device)
-    nqn = (_read(os.path.join(block, 'device', 'subsysnqn')) or '').strip()
-    uuid = (_read(os.path.join(block, 'uuid')) or '').strip()
+    nqn = (sysfs.read(os.path.join(block, 'device', 'subsysnqn'))
+           or '').strip()
+    uuid = (sysfs.read(os.path.join(block, 'uuid')) or '').strip()
     return (nqn if _NQN.match(nqn) else None), (uuid or None)

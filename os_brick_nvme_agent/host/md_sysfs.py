@@ -30,6 +30,8 @@ from typing import Optional
 
 from oslo_log import log as logging
 
+from os_brick_nvme_agent.host import sysfs
+
 LOG = logging.getLogger(__name__)
 
 ARRAY_STATES = frozenset((
@@ -106,19 +108,11 @@ def parse_slot(text):
     raise ValueError('bad slot %r' % text)
 
 
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
 def _read_member(md_dir, entry):
     directory = os.path.join(md_dir, entry)
-    flags = parse_member_state(_read(os.path.join(directory, 'state')))
+    flags = parse_member_state(sysfs.read(os.path.join(directory, 'state')))
     try:
-        slot = parse_slot(_read(os.path.join(directory, 'slot')))
+        slot = parse_slot(sysfs.read(os.path.join(directory, 'slot')))
     except ValueError:
         flags = None
     target = None
@@ -156,14 +150,14 @@ def read_md_dir(md_dir, name):
                 members.append(member)
     return MdSysfs(
         name=name,
-        level=parse_word(_read(os.path.join(md_dir, 'level')),
+        level=parse_word(sysfs.read(os.path.join(md_dir, 'level')),
                          {'raid0', 'raid1', 'raid4', 'raid5', 'raid6',
                           'raid10', 'linear', 'multipath', 'faulty', ''}),
-        raid_disks=parse_int(_read(os.path.join(md_dir, 'raid_disks'))),
-        degraded=parse_int(_read(os.path.join(md_dir, 'degraded'))),
+        raid_disks=parse_int(sysfs.read(os.path.join(md_dir, 'raid_disks'))),
+        degraded=parse_int(sysfs.read(os.path.join(md_dir, 'degraded'))),
         array_state=parse_array_state(
-            _read(os.path.join(md_dir, 'array_state'))),
+            sysfs.read(os.path.join(md_dir, 'array_state'))),
         sync_action=parse_sync_action(
-            _read(os.path.join(md_dir, 'sync_action'))),
+            sysfs.read(os.path.join(md_dir, 'sync_action'))),
         members=tuple(members),
         complete=complete)

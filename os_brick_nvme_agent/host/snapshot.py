@@ -28,6 +28,7 @@ from os_brick_nvme_agent.host import fabrics
 from os_brick_nvme_agent.host import md_sysfs
 from os_brick_nvme_agent.host import mdadm_detail
 from os_brick_nvme_agent.host import mdstat
+from os_brick_nvme_agent.host import sysfs
 from os_brick_nvme_agent import model
 
 LOG = logging.getLogger(__name__)
@@ -76,15 +77,15 @@ def leg_state(flags, slot):
     return model.LegState.REBUILDING
 
 
-def build_legs(sysfs, namespaces):
+def build_legs(md, namespaces):
     """Legs of one array, with a MISSING leg for every empty slot.
 
-    :param sysfs: :class:`md_sysfs.MdSysfs` of the array.
+    :param md: :class:`md_sysfs.MdSysfs` of the array.
     :param namespaces: dict device -> (subsysnqn, ns_uuid).
     """
     legs = []
     used = set()
-    for member in sysfs.members:
+    for member in md.members:
         if 'journal' in member.flags:
             continue
         nqn, uuid = namespaces.get(member.device, (None, None))
@@ -93,19 +94,11 @@ def build_legs(sysfs, namespaces):
                               subsysnqn=nqn, ns_uuid=uuid))
         if member.slot is not None:
             used.add(member.slot)
-    for slot in range(sysfs.raid_disks or 0):
+    for slot in range(md.raid_disks or 0):
         if slot not in used:
             legs.append(model.Leg(device=None, slot=slot,
                                   state=model.LegState.MISSING))
     return tuple(legs)
-
-
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return None
 
 
 def _md_links(root):
@@ -126,7 +119,7 @@ def _md_links(root):
 
 
 def _array_names(root):
-    text = _read(os.path.join(root, 'proc/mdstat'))
+    text = sysfs.read(os.path.join(root, 'proc/mdstat'))
     if text is not None:
         return sorted(mdstat.parse_mdstat(text))
     try:
@@ -152,28 +145,28 @@ def _md_name(name, links, mdmap, detail):
     return None
 
 
-def _usable(sysfs):
-    return (sysfs is not None and sysfs.complete and
-            sysfs.raid_disks is not None and sysfs.degraded is not None and
-            sysfs.array_state is not None)
+def _usable(md):
+    return (md is not None and md.complete and
+            md.raid_disks is not None and md.degraded is not None and
+            md.array_state is not None)
 
 
 def _read_array(root, name, links, mdmap, detail):
-    sysfs = md_sysfs.read_md_dir(os.path.join(root, 'sys/block', name, 'md'),
-                                 name)
-    if not _usable(sysfs):
+    md = md_sysfs.read_md_dir(os.path.join(root, 'sys/block', name, 'md'),
+                              name)
+    if not _usable(md):
         LOG.warning('Leaving %s out of this snapshot: its md sysfs '
                     'attributes are missing or malformed', name)
         return None
     namespaces = {member.device: fabrics.read_namespace(root, member.device)
-                  for member in sysfs.members}
+                  for member in md.members}
     return model.Array(
         name=name, md_name=_md_name(name, links, mdmap, detail),
-        uuid=mdmap.get(name, (None, None))[0], level=sysfs.level or '',
-        raid_disks=sysfs.raid_disks, degraded=sysfs.degraded,
-        array_state=sysfs.array_state,
-        sync_action=sysfs.sync_action or 'idle',
-        legs=build_legs(sysfs, namespaces))
+        uuid=mdmap.get(name, (None, None))[0], level=md.level or '',
+        raid_disks=md.raid_disks, degraded=md.degraded,
+        array_state=md.array_state,
+        sync_action=md.sync_action or 'idle',
+        legs=build_legs(md, namespaces))
 
 
 def read_host_state(root='/', detail=None):
@@ -185,7 +178,8 @@ def read_host_state(root='/', detail=None):
     :returns: :class:`model.HostState`.
     """
     links = _md_links(root)
-    mdmap = parse_mdadm_map(_read(os.path.join(root, 'run/mdadm/map')))
+    mdmap = parse_mdadm_map(
+        sysfs.read(os.path.join(root, 'run/mdadm/map')))
     arrays = []
     for name in _array_names(root):
         array = _read_array(root, name, links, mdmap, detail)
