@@ -19,11 +19,19 @@ when it fails. Before failing or removing a leg it re-reads the host and
 refuses (:class:`~os_brick_nvme_agent.exception.UnsafeAction`) if that
 leg is the last in-sync one: the engine never asks for it, and this
 second check costs one sysfs read.
+
+A faulty leg is removed with ``mdadm --remove failed``, which finds the
+array's faulty members through the array itself: naming the device makes
+mdadm open it, and opening a leg whose target is lost can block.
+:meth:`Executor.tune_controllers` gives the controllers behind the legs of
+managed arrays the configured ``fast_io_fail_tmo``, so that md sees such a
+leg fail at all.
 """
 
 from oslo_log import log as logging
 
 from os_brick_nvme_agent import exception
+from os_brick_nvme_agent.host import fabrics
 from os_brick_nvme_agent import model
 
 LOG = logging.getLogger(__name__)
@@ -48,6 +56,33 @@ def last_in_sync(host, array_name, device):
     return False
 
 
+def leg_state(host, array_name, device):
+    """State of member ``device`` of ``array_name`` in ``host``, or None."""
+    for array in host.arrays:
+        if array.name == array_name:
+            for leg in array.legs:
+                if leg.device == device:
+                    return leg.state
+    return None
+
+
+def leg_controllers(host, md_names):
+    """Names of the controllers behind the legs of the named arrays.
+
+    :param md_names: metadata names (with or without the ``host:`` prefix)
+        of the arrays the agent manages.
+    :returns: sorted tuple of controller names ('nvme1', ...).
+    """
+    wanted = set(md_names)
+    devices = set()
+    for array in host.arrays:
+        name = array.md_name
+        if name and (name in wanted or name.split(':', 1)[-1] in wanted):
+            devices.update(leg.device for leg in array.legs if leg.device)
+    return tuple(sorted(ctrl.name for ctrl in host.controllers
+                        if devices.intersection(ctrl.namespaces)))
+
+
 class Executor(object):
     """Apply host actions.
 
@@ -65,7 +100,7 @@ class Executor(object):
             model.AddLeg: self._mdadm('add'),
             model.ReAddLeg: self._mdadm('re-add'),
             model.FailLeg: self._guarded('fail'),
-            model.RemoveLeg: self._guarded('remove'),
+            model.RemoveLeg: self._guarded('remove', self._remove_argument),
             model.DisconnectController: self._disconnect,
         }
 
@@ -95,23 +130,62 @@ class Executor(object):
         return stdout
 
     def _mdadm(self, operation):
-        def run(action):
-            self._check(['mdadm', '--' + operation, action.array,
-                         action.device],
+        def run(action, device=None):
+            device = device or action.device
+            self._check(['mdadm', '--' + operation, action.array, device],
                         self.commands.mdadm_manage(operation, action.array,
-                                                   action.device))
+                                                   device))
         return run
 
-    def _guarded(self, operation):
+    @staticmethod
+    def _remove_argument(host, action):
+        # 'failed' removes every faulty member without opening any; the
+        # engine removes each faulty leg anyway before re-adding it or
+        # letting it go, so none is kept that it wanted.
+        state = leg_state(host, action.array, action.device)
+        if state is model.LegState.FAULTY:
+            return 'failed'
+        return action.device
+
+    def _guarded(self, operation, argument=None):
         run = self._mdadm(operation)
 
         def guarded(action):
-            if last_in_sync(self.snapshot(), action.array, action.device):
+            host = self.snapshot()
+            if last_in_sync(host, action.array, action.device):
                 raise exception.UnsafeAction(
                     'refusing to %s %s: last in-sync leg of %s' % (
                         operation, action.device, action.array))
-            run(action)
+            run(action, argument(host, action) if argument else None)
         return guarded
+
+    def tune_controllers(self, host, md_names):
+        """Set fast_io_fail_tmo on the controllers behind managed legs.
+
+        Only a value that differs is written; a failure is logged and the
+        next pass tries again.
+
+        :returns: names of the controllers changed.
+        """
+        wanted = self.conf.nvme_agent.fast_io_fail_tmo
+        if wanted == -1:
+            return ()
+        root = self.conf.nvme_agent.root_dir
+        changed = []
+        for ctrl in leg_controllers(host, md_names):
+            current = fabrics.read_fast_io_fail_tmo(root, ctrl)
+            if current is None or current == wanted:
+                continue    # gone, unreadable, or already right
+            exit_code, _out, err = self.commands.write_fast_io_fail_tmo(
+                ctrl, wanted)
+            if exit_code != 0:
+                LOG.warning('Could not set fast_io_fail_tmo of %s: %s',
+                            ctrl, err.strip())
+                continue
+            LOG.info('Set fast_io_fail_tmo of controller %s from %s to %s',
+                     ctrl, current, wanted)
+            changed.append(ctrl)
+        return tuple(changed)
 
     def _connect(self, action):
         replica = action.replica

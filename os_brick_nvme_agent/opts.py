@@ -69,6 +69,15 @@ AGENT_OPTS = [
                     'replicas: seconds the kernel keeps reconnecting before '
                     'failing I/O (-1 keeps trying for ever, which hides a '
                     'dead leg from md).'),
+    cfg.IntOpt('fast_io_fail_tmo', default=5, min=-1, max=86400,
+               help='Seconds after losing its target before a controller '
+                    'behind a leg of a managed array fails queued I/O '
+                    'instead of holding it; the agent writes it to the '
+                    'controller\'s sysfs file on every pass. os-brick '
+                    'connects with --ctrl-loss-tmo -1, so without it I/O '
+                    'to a lost target waits for ever: md never fails the '
+                    'leg, writes to the array hang, and so would mdadm on '
+                    'that leg. -1 leaves the kernel\'s value alone.'),
     cfg.FloatOpt('command_timeout', default=60.0, min=1.0, max=3600.0,
                  help='Seconds a privileged mdadm/nvme command may run.'),
     cfg.FloatOpt('provisioner_backoff_initial', default=1.0, min=0.01,

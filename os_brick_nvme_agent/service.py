@@ -47,6 +47,11 @@ from os_brick_nvme_agent import model  # noqa: E402
 LOG = logging.getLogger(__name__)
 
 PROVISIONER_ACTIONS = (model.ReportReplicaState, model.RequestReplacement)
+#: Seconds to wait after a pass that acted: the host (or the provisioner)
+#: usually has the next step ready by then, e.g. a replacement replica.
+AFTER_ACTION_WAIT = 1.0
+#: Past a grace period's end, so that the pass finds it over.
+GRACE_SLACK = 0.05
 
 
 def engine_config(group):
@@ -61,6 +66,19 @@ def volume_ids(host):
     """Volume ids to ask about: the metadata names of the host's arrays."""
     return sorted({array.md_name.split(':', 1)[-1]
                    for array in host.arrays if array.md_name})
+
+
+def grace_wait(agent_state, grace_period, now):
+    """Seconds until the next grace period to run out, or None.
+
+    Only the replicas whose grace period is still running count; one that
+    ran out already is paced by ``request_interval``, not by this wait.
+    """
+    waits = [rec.faulty_since + grace_period - now
+             for volume in agent_state.volumes for rec in volume.replicas
+             if rec.faulty_since is not None
+             and rec.faulty_since + grace_period > now]
+    return min(waits) if waits else None
 
 
 class Backoff(object):
@@ -108,6 +126,7 @@ class AgentService(service.Service):
         self.backoff = Backoff(self.group.provisioner_backoff_initial,
                                self.group.provisioner_backoff_max)
         self.state = store.load()
+        self.acted = False
         self._timer = None
 
     # One pass -------------------------------------------------------------
@@ -141,6 +160,7 @@ class AgentService(service.Service):
         :returns: seconds to wait before the next pass when backing off,
             else None (wait for a change or ``poll_interval``).
         """
+        self.acted = False
         host = self.snapshot()
         try:
             answers = self.replica_sets(host)
@@ -150,14 +170,35 @@ class AgentService(service.Service):
                         'next attempt in %.1fs', exc, delay)
             return delay
         self.backoff.reset()
+        self.tune_controllers(host, answers)
         actions, new_state = engine.reconcile(host, answers, self.state,
                                               self.clock(), self.config)
         self.store.save(new_state)      # write-ahead: the pending step
         self.state = new_state
         return self.execute(actions)
 
+    def tune_controllers(self, host, answers):
+        """fast_io_fail_tmo on the legs of the volumes the provisioner knows.
+
+        A failure here must not keep the pass from healing, so it is logged
+        and the next pass tries again.
+        """
+        known = [volume_id for volume_id, answer in answers.items()
+                 if answer is not None]
+        if not known:
+            return
+        try:
+            self.executor.tune_controllers(host, known)
+        except Exception:
+            LOG.exception('Could not tune the controllers of %s', known)
+
     def execute(self, actions):
         """Carry out actions in order; a failure skips the rest of its volume.
+
+        Sets ``acted`` when every action succeeded: only then is the next
+        step likely ready soon. A failing step (a target still down) is
+        retried at the normal pace, so that it does not use up the
+        engine's re-join attempts within seconds.
 
         :returns: a backoff delay if the provisioner went away, else None.
         """
@@ -179,6 +220,7 @@ class AgentService(service.Service):
                               'actions of volume %s this pass', action,
                               action.volume_id)
                 failed.add(action.volume_id)
+        self.acted = bool(actions) and not failed
         return None
 
     def _apply(self, action):
@@ -207,8 +249,24 @@ class AgentService(service.Service):
             delay = self.backoff.next_delay()
         if delay:
             return delay
-        self.watcher.wait()
+        self.watcher.wait(self.next_wait())
         return 0
+
+    def next_wait(self):
+        """Timeout of the wait for a change; None means ``poll_interval``.
+
+        Right after acting the next step is usually close (a replacement
+        replica showing up, a leg to remove): look again soon. Never sleep
+        past the end of a running grace period either.
+        """
+        waits = [self.group.poll_interval]
+        if self.acted:
+            waits.append(AFTER_ACTION_WAIT)
+        grace = grace_wait(self.state, self.config.grace_period, self.clock())
+        if grace is not None:
+            waits.append(grace + GRACE_SLACK)
+        wait = min(waits)
+        return None if wait == self.group.poll_interval else wait
 
     def start(self):
         LOG.info('NVMe-oF healing agent started (provisioner %s, grace '

@@ -101,7 +101,8 @@ def read_controllers(root='/'):
     except OSError:
         return ()
     controllers = []
-    for name in names:
+    # The class directory also holds 'power', 'subsystem' and 'uevent'.
+    for name in filter(_CTRL_NAME.match, names):
         files = {attr: sysfs.read(os.path.join(base, name, attr))
                  for attr in ('subsysnqn', 'transport', 'address', 'state')}
         try:
@@ -127,3 +128,22 @@ def read_namespace(root, device):
            or '').strip()
     uuid = (sysfs.read(os.path.join(block, 'uuid')) or '').strip()
     return (nqn if _NQN.match(nqn) else None), (uuid or None)
+
+
+def parse_fast_io_fail_tmo(text):
+    """'5' -> 5, 'off' -> -1 (the kernel's rendering of -1), else None."""
+    value = (text or '').strip()
+    if value == 'off':
+        return -1
+    try:
+        return int(value, 10)
+    except ValueError:
+        return None
+
+
+def read_fast_io_fail_tmo(root, ctrl):
+    """The controller's fast_io_fail_tmo in seconds (-1 = off), or None."""
+    if not _CTRL_NAME.match(ctrl):
+        return None
+    return parse_fast_io_fail_tmo(sysfs.read(
+        os.path.join(root, CTL_DIR, ctrl, 'fast_io_fail_tmo')))

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The privileged commands: mdadm and nvme, with validated arguments.
+"""The privileged commands: mdadm, nvme and one sysfs write, validated.
 
 Every function here runs in the privsep daemon. It validates each
 argument itself, builds an argument list (never a shell string) around
@@ -19,6 +19,7 @@ the executable named in the agent's configuration, and returns
 the unprivileged caller (:mod:`os_brick_nvme_agent.executor`).
 """
 
+import os
 import subprocess
 
 from oslo_config import cfg
@@ -58,6 +59,12 @@ def mdadm_manage_argv(operation, array, device):
         member = validate.member_device(device)
     return [_conf().mdadm_path, '--manage', validate.md_device(array),
             MDADM_OPERATIONS[operation], member]
+
+
+def fast_io_fail_tmo_path(ctrl):
+    """sysfs file of controller ``ctrl``'s fast_io_fail_tmo under root_dir."""
+    return os.path.join(_conf().root_dir, 'sys/class/nvme-fabrics/ctl',
+                        validate.controller(ctrl), 'fast_io_fail_tmo')
 
 
 def mdadm_detail_argv(array):
@@ -101,3 +108,20 @@ def nvme_connect(transport, address, port, nqn, ctrl_loss_tmo):
 def nvme_disconnect(nqn):
     """nvme disconnect -n NQN."""
     return _execute(nvme_disconnect_argv(nqn))
+
+
+@privileged.default.entrypoint
+def write_fast_io_fail_tmo(ctrl, seconds):
+    """echo <seconds> > /sys/class/nvme-fabrics/ctl/<ctrl>/fast_io_fail_tmo."""
+    value = validate.fast_io_fail_tmo(seconds)
+    path = fast_io_fail_tmo_path(ctrl)
+    try:
+        # No O_CREAT: a controller that vanished must not leave a file.
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, (value + '\n').encode('ascii'))
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return 1, '', '%s: %s' % (path, exc)
+    return 0, '', ''

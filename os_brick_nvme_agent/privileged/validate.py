@@ -32,6 +32,7 @@ _HOSTNAME = re.compile(
     r'^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
     r'(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$')
 _MD_DEVICE = re.compile(r'^md(?:\d{1,4}|_d\d{1,4})$')
+_CONTROLLER = re.compile(r'^nvme\d{1,5}$')
 _MEMBER_DEVICE = re.compile(r'^nvme\d{1,5}(?:c\d{1,5})?n\d{1,5}(?:p\d{1,3})?$')
 TRANSPORTS = ('tcp', 'rdma')
 
@@ -41,7 +42,7 @@ def reject(kind, value):
 
 
 def nqn(value):
-    if not isinstance(value, str) or not _NQN.match(value):
+    if not isinstance(value, str) or not _NQN.fullmatch(value):
         reject('NQN', value)
     return value
 
@@ -54,7 +55,7 @@ def address(value):
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
-    if not _HOSTNAME.match(value):
+    if not _HOSTNAME.fullmatch(value):
         reject('address', value)
     return value
 
@@ -85,16 +86,32 @@ def ctrl_loss_tmo(value):
     return str(value)
 
 
+def fast_io_fail_tmo(value):
+    """Seconds before queued I/O fails on a lost controller, -1 = off."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        reject('fast_io_fail_tmo', value)
+    if not -1 <= value <= 86400:
+        reject('fast_io_fail_tmo', value)
+    return str(value)
+
+
+def controller(value):
+    """Kernel name of an NVMe controller ('nvme1'), returned as is."""
+    if not isinstance(value, str) or not _CONTROLLER.fullmatch(value):
+        reject('controller', value)
+    return value
+
+
 def md_device(value):
     """Kernel name of an MD array ('md127') -> '/dev/md127'."""
-    if not isinstance(value, str) or not _MD_DEVICE.match(value):
+    if not isinstance(value, str) or not _MD_DEVICE.fullmatch(value):
         reject('md device', value)
     return '/dev/' + value
 
 
 def member_device(value):
     """Kernel name of an NVMe namespace ('nvme1n1') -> '/dev/nvme1n1'."""
-    if not isinstance(value, str) or not _MEMBER_DEVICE.match(value):
+    if not isinstance(value, str) or not _MEMBER_DEVICE.fullmatch(value):
         reject('member device', value)
     return '/dev/' + value
 

@@ -117,6 +117,11 @@ def _render_controllers(root, state):
         _write(os.path.join(ctl, 'state'), ctrl['state'] + '\n')
         _write(os.path.join(ctl, 'address'), 'traddr=%s,trsvcid=%s\n' % (
             ctrl['address'], ctrl['port']))
+        tmo = os.path.join(ctl, 'fast_io_fail_tmo')
+        if not os.path.exists(tmo):
+            # the kernel's default; the agent's writes then stay, as on a
+            # real controller
+            _write(tmo, 'off\n')
         os.makedirs(os.path.join(ctl, ctrl['device']), exist_ok=True)
         block = os.path.join(root, 'sys/block', ctrl['device'])
         _write(os.path.join(block, 'uuid'),

@@ -167,6 +167,17 @@ class DaemonTest(testtools.TestCase):
                 and all(flags[0] == 'in_sync' for flags in members.values())
                 and NQN % gone not in controllers)
 
+    def fast_io_fail_tmo(self, nqn):
+        """{controller: fast_io_fail_tmo text} of the controllers of nqn."""
+        base = os.path.join(self.env.root, 'sys/class/nvme-fabrics/ctl')
+        result = {}
+        for name, ctrl in self.sim.state()['controllers'].items():
+            if ctrl['nqn'] == nqn:
+                with open(os.path.join(base, name,
+                                       'fast_io_fail_tmo')) as handle:
+                    result[name] = handle.read().strip()
+        return result
+
     def seen_in_sync(self):
         """The agent has recorded both replicas as members once."""
         try:
@@ -183,6 +194,14 @@ class DaemonTest(testtools.TestCase):
     def test_heal_then_crash_mid_heal_and_converge(self):
         proc = self.start_daemon()
         self.wait_for(self.seen_in_sync, 'a first pass')
+        # 0. the legs of the managed array fail I/O 5 s after a loss (the
+        # default); the foreign array's controllers keep the kernel's value
+        self.wait_for(lambda: all(
+            set(self.fast_io_fail_tmo(NQN % r).values()) == {'5'}
+            for r in ('r1', 'r2')), 'fast_io_fail_tmo set on the legs')
+        for name in ('f1', 'f2'):
+            self.assertEqual({'off'}, set(
+                self.fast_io_fail_tmo(NQN % name).values()))
 
         # 1. a leg fails: reported, replacement requested, replaced, healed;
         # a leg of the foreign array fails too and must be left alone

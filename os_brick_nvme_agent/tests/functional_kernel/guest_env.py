@@ -30,7 +30,10 @@ import uuid
 
 MD_SYSFS = '/sys/block/%s/md/%s'
 NVMET = '/sys/kernel/config/nvmet'
+#: What the agent is configured to write (its default is 5 s).
 FAST_IO_FAIL_TMO = 2
+#: A pass follows the array's appearance (a kernel change notification).
+AGENT_TUNE_TIMEOUT = 60
 
 
 class Timeout(Exception):
@@ -187,18 +190,21 @@ class Volume(object):
         base = '/sys/class/nvme-fabrics/ctl/%s/state'
         return all(read(base % c) != 'live' for c in controllers_of(nqn))
 
-    def set_fast_io_fail(self, seconds=FAST_IO_FAIL_TMO):
-        """Give every leg's controller a finite fast_io_fail_tmo.
+    def fast_io_fail_set(self, seconds=FAST_IO_FAIL_TMO):
+        """True once every leg's controller has the agent's fast_io_fail_tmo.
 
-        os-brick connects with ``--ctrl-loss-tmo -1``; without this a lost
-        target makes md wait for ever and even opening the leg's device
-        blocks, so ``mdadm --remove /dev/<leg>`` hangs (see the real
-        fixtures' README).
+        os-brick connects with ``--ctrl-loss-tmo -1``: without a finite
+        fast_io_fail_tmo a lost target makes md wait for ever and even
+        opening the leg's device blocks (see the real fixtures' README).
+        The agent writes it; nothing in the tests does.
         """
         for replica in self.initial.replicas:
-            for ctrl in controllers_of(replica.nqn):
-                write('/sys/class/nvme-fabrics/ctl/%s/fast_io_fail_tmo'
-                      % ctrl, seconds)
+            ctrls = controllers_of(replica.nqn)
+            if not ctrls or any(
+                    read('/sys/class/nvme-fabrics/ctl/%s/fast_io_fail_tmo'
+                         % c) != str(seconds) for c in ctrls):
+                return False
+        return True
 
 
 class Env(object):
@@ -217,6 +223,7 @@ class Env(object):
         self.log_file = os.path.join(workdir, 'agent.log')
         self.grace_period = grace_period
         self.poll_interval = poll_interval
+        self.enabled = True
         os.makedirs(self.state_dir, exist_ok=True)
         self._write_conf()
         os.environ['OS_BRICK_NVME_AGENT_CONFIG'] = self.conf_file
@@ -233,6 +240,7 @@ class Env(object):
         self._write_conf(enabled=False)
 
     def _write_conf(self, enabled=True):
+        self.enabled = enabled
         text = '\n'.join([
             '[DEFAULT]', 'debug = true', 'log_file = %s' % self.log_file,
             '[nvme_agent]', 'enabled = %s' % str(enabled).lower(),
@@ -243,6 +251,7 @@ class Env(object):
             'connect_interval = 2',
             'state_dir = %s' % self.state_dir,
             'privsep_in_process = true', 'ctrl_loss_tmo = 3',
+            'fast_io_fail_tmo = %d' % FAST_IO_FAIL_TMO,
             'command_timeout = 30',
             '[provisioner_nvmet]', 'state_file = %s' % self.nvmet_state,
             'backing_dir = %s' % os.path.join(self.run_dir, 'replicas'),
@@ -302,8 +311,10 @@ class Env(object):
                 for r in replica_set.replicas]}
         info = self.connector.connect_volume(props)
         volume = Volume(self, volume_id, replica_set, info['path'])
-        # deployment tuning the agent does not do (yet): see set_fast_io_fail
-        volume.set_fast_io_fail()
+        if self.enabled:
+            # the agent (started by the hook) tunes the new legs itself
+            wait_for(volume.fast_io_fail_set, AGENT_TUNE_TIMEOUT, 0.2,
+                     'the agent to set fast_io_fail_tmo on the legs')
         return volume
 
     def wait_agent_ready(self, timeout=120, since=0.0):

@@ -10,6 +10,9 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
+import os
+
+import fixtures
 from oslo_config import cfg
 import testtools
 
@@ -42,6 +45,9 @@ class FakeCommands(object):
 
     def nvme_disconnect(self, nqn):
         return self._answer('disconnect', nqn)
+
+    def write_fast_io_fail_tmo(self, ctrl, seconds):
+        return self._answer('fast_io_fail_tmo', ctrl, seconds)
 
 
 def host_with(*legs):
@@ -78,6 +84,16 @@ class ExecutorTest(testtools.TestCase):
             self.executor.apply(action)
             self.assertEqual(('mdadm', operation, 'md127', action.device),
                              self.commands.calls[-1])
+
+    def test_faulty_leg_is_removed_without_naming_it(self):
+        self.host = host_with(leg('nvme1n1', LS.IN_SYNC),
+                              leg('nvme2n1', LS.FAULTY, 1))
+        self.executor.apply(model.RemoveLeg('vol', 'md127', 'nvme2n1'))
+        self.assertEqual(('mdadm', 'remove', 'md127', 'failed'),
+                         self.commands.calls[-1])
+        self.executor.apply(model.RemoveLeg('vol', 'md127', 'detached'))
+        self.assertEqual(('mdadm', 'remove', 'md127', 'detached'),
+                         self.commands.calls[-1])
 
     def test_failure_raises(self):
         self.commands.results = [(1, '', 'mdadm: busy')]
@@ -144,3 +160,79 @@ class ExecutorTest(testtools.TestCase):
                           action)
         self.assertTrue(self.executor.handles(
             model.DisconnectController('vol', NQN % 1)))
+
+
+def tuning_host():
+    """md127 'vol' on nvme1n1 + nvme2n1, md126 'other' on nvme3n1."""
+    def ctrl(name, device):
+        return model.Controller(name=name, subsysnqn=NQN % int(name[4:]),
+                                transport='tcp', address='traddr=192.0.2.1',
+                                state='live', namespaces=(device,))
+    managed = host_with(leg('nvme1n1', LS.IN_SYNC),
+                        leg('nvme2n1', LS.FAULTY, 1)).arrays[0]
+    other = model.Array(name='md126', md_name='box:other', uuid=None,
+                        level='raid1', raid_disks=2, degraded=1,
+                        array_state='clean', sync_action='idle',
+                        legs=(leg('nvme3n1', LS.IN_SYNC),))
+    return model.HostState(
+        arrays=(managed, other),
+        controllers=(ctrl('nvme1', 'nvme1n1'), ctrl('nvme2', 'nvme2n1'),
+                     ctrl('nvme3', 'nvme3n1'), ctrl('nvme4', 'nvme4n1')))
+
+
+class TuneControllersTest(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.root = self.useFixture(fixtures.TempDir()).path
+        self.conf = cfg.ConfigOpts()
+        opts.register_opts(self.conf)
+        self.conf([])
+        self.conf.set_override('root_dir', self.root, group='nvme_agent')
+        self.commands = FakeCommands()
+        self.executor = executor.Executor(self.conf, self.commands, None)
+        self.host = tuning_host()
+        for name, value in (('nvme1', 'off'), ('nvme2', '5'),
+                            ('nvme3', 'off'), ('nvme4', 'off')):
+            ctl = os.path.join(self.root, 'sys/class/nvme-fabrics/ctl', name)
+            os.makedirs(ctl)
+            with open(os.path.join(ctl, 'fast_io_fail_tmo'), 'w') as handle:
+                handle.write(value + '\n')
+        self.logger = self.useFixture(fixtures.FakeLogger(
+            name='os_brick_nvme_agent.executor'))
+
+    def test_leg_controllers(self):
+        self.assertEqual(('nvme1', 'nvme2'),
+                         executor.leg_controllers(self.host, ['vol']))
+        self.assertEqual(('nvme3',),
+                         executor.leg_controllers(self.host, ['other']))
+        self.assertEqual((), executor.leg_controllers(self.host, []))
+
+    def test_only_differing_values_are_written(self):
+        self.assertEqual(('nvme1',),
+                         self.executor.tune_controllers(self.host, ['vol']))
+        self.assertEqual([('fast_io_fail_tmo', 'nvme1', 5)],
+                         self.commands.calls)
+        self.assertIn('nvme1 from -1 to 5', self.logger.output)
+        self.assertNotIn('nvme2', self.logger.output)
+
+    def test_minus_one_leaves_the_kernel_alone(self):
+        self.conf.set_override('fast_io_fail_tmo', -1, group='nvme_agent')
+        self.assertEqual((), self.executor.tune_controllers(self.host,
+                                                            ['vol']))
+        self.assertEqual([], self.commands.calls)
+
+    def test_failed_write_is_logged_and_retried_next_pass(self):
+        self.commands.results = [(1, '', 'Permission denied\n')]
+        self.assertEqual((), self.executor.tune_controllers(self.host,
+                                                            ['vol']))
+        self.assertIn('Permission denied', self.logger.output)
+        self.assertEqual(('nvme1',),
+                         self.executor.tune_controllers(self.host, ['vol']))
+
+    def test_vanished_controller_is_skipped(self):
+        os.remove(os.path.join(self.root, 'sys/class/nvme-fabrics/ctl',
+                               'nvme1', 'fast_io_fail_tmo'))
+        self.assertEqual((), self.executor.tune_controllers(self.host,
+                                                            ['vol']))
+        self.assertEqual([], self.commands.calls)

@@ -80,6 +80,8 @@ class Recorder(object):
         self.fail_get = None
         self.fail_apply = {}
         self.saved = []
+        self.tuned = []
+        self.fail_tune = None
 
     # provisioner
     def get_replica_set(self, volume_id):
@@ -105,6 +107,12 @@ class Recorder(object):
         if error:
             raise error
 
+    def tune_controllers(self, host, md_names):
+        self.tuned.append(tuple(md_names))
+        if self.fail_tune:
+            raise self.fail_tune
+        return ()
+
     # store
     def load(self):
         return state_mod.AgentState()
@@ -118,9 +126,11 @@ class FakeWatcher(object):
     def __init__(self):
         self.waits = 0
         self.interrupts = 0
+        self.timeouts = []
 
     def wait(self, timeout=None):
         self.waits += 1
+        self.timeouts.append(timeout)
         return 'timeout'
 
     def interrupt(self):
@@ -231,6 +241,92 @@ class ServiceTest(testtools.TestCase):
         self.rec.sets['vol'] = replica_set('vol')
         self.assertEqual(0, self.svc._tick())
         self.assertEqual(1, self.watcher.waits)
+
+    def test_tick_looks_again_soon_after_acting(self):
+        self.rec.sets['vol'] = replica_set('vol')
+        self.set_host(degraded_host())
+        self.assertEqual(0, self.svc._tick())
+        self.assertTrue(self.svc.acted)
+        self.assertEqual([service.AFTER_ACTION_WAIT], self.watcher.timeouts)
+        # nothing new to do: back to the poll interval (watcher default)
+        self.host = model.HostState()
+        self.assertEqual(0, self.svc._tick())
+        self.assertFalse(self.svc.acted)
+        self.assertEqual([service.AFTER_ACTION_WAIT, None],
+                         self.watcher.timeouts)
+
+    def test_failed_action_waits_the_normal_interval(self):
+        # A step that fails (e.g. connecting to a target still down) is
+        # retried at poll_interval, not within a second.
+        self.rec.fail_apply['report'] = exception.ProvisionerError('no')
+        self.rec.sets['vol'] = replica_set('vol')
+        self.set_host(degraded_host())
+        self.assertEqual(0, self.svc._tick())
+        self.assertIn(('report', 'vol', 'r2', RS.FAULTY), self.rec.log)
+        self.assertFalse(self.svc.acted)
+        self.assertEqual([None], self.watcher.timeouts)
+
+    def test_never_sleeps_past_a_grace_period(self):
+        self.conf.set_override('grace_period', 3.0, group='nvme_agent')
+        svc = service.AgentService(
+            self.conf, provisioner=self.rec, executor=self.rec,
+            store=self.rec, snapshot=lambda: self.host,
+            watcher=self.watcher, clock=lambda: self.now)
+        self.rec.sets['vol'] = replica_set('vol')
+        self.set_host(degraded_host())
+        svc._tick()                 # reports the faulty replica
+        self.now += 1.0
+        svc._tick()                 # nothing to do: grace runs for 2 s more
+        self.assertFalse(svc.acted)
+        self.assertAlmostEqual(2.0 + service.GRACE_SLACK,
+                               self.watcher.timeouts[-1])
+        self.now += 2.5
+        svc._tick()                 # grace over: replacement requested
+        self.assertIn(('request', 'vol', 'r2'), self.rec.log)
+        self.now += 1.0
+        svc._tick()
+        self.assertIsNone(self.watcher.timeouts[-1])
+
+    def test_grace_wait(self):
+        rec = state_mod.ReplicaRecord(replica_id='r1', nqn=NQN % ('v', 'r1'),
+                                      first_seen=0.0, faulty_since=100.0)
+        agent_state = state_mod.AgentState(volumes=(
+            state_mod.VolumeRecord(volume_id='v', replicas=(rec,)),))
+        self.assertEqual(20.0, service.grace_wait(agent_state, 30.0, 110.0))
+        self.assertIsNone(service.grace_wait(agent_state, 30.0, 130.0))
+        self.assertIsNone(service.grace_wait(state_mod.AgentState(), 30.0,
+                                             110.0))
+
+    def test_short_poll_interval_is_not_lengthened(self):
+        self.conf.set_override('poll_interval', 0.2, group='nvme_agent')
+        self.rec.sets['vol'] = replica_set('vol')
+        self.set_host(degraded_host())
+        self.svc._tick()
+        # None: the watcher's own interval, which is poll_interval
+        self.assertEqual([None], self.watcher.timeouts)
+        self.assertIsNone(self.svc.next_wait())
+
+    def test_controllers_of_known_volumes_are_tuned(self):
+        self.rec.sets['a'] = replica_set('a')
+        self.set_host(degraded_host('a'), degraded_host('b', 'md126', 3))
+        self.svc.run_once()
+        self.assertEqual([('a',)], self.rec.tuned)
+
+    def test_no_known_volume_nothing_tuned(self):
+        self.set_host(degraded_host('b'))
+        self.svc.run_once()
+        self.assertEqual([], self.rec.tuned)
+
+    def test_tuning_failure_does_not_stop_the_pass(self):
+        self.rec.sets['vol'] = replica_set('vol')
+        self.set_host(degraded_host())
+        self.rec.fail_tune = OSError('sysfs went read-only')
+        logger = self.useFixture(fixtures.FakeLogger(
+            name='os_brick_nvme_agent.service'))
+        self.svc.run_once()
+        self.assertIn('sysfs went read-only', logger.output)
+        self.assertIn(('save',), self.rec.log)
+        self.assertTrue(self.svc.acted)
 
     def test_tick_backs_off_without_waiting(self):
         self.rec.fail_get = exception.ProvisionerUnavailable('down')

@@ -16,6 +16,7 @@ import fixtures
 import testtools
 
 from os_brick_nvme_agent.host import fabrics
+from os_brick_nvme_agent.tests.unit import fixtures_util
 
 NQN = 'nqn.2014-08.org.nvmexpress:uuid:5a1e0d7c-2f57-4c3f-9d2a-0b6c1e0f9a11'
 
@@ -65,6 +66,12 @@ class ParseTest(testtools.TestCase):
                 'nvme1', dict(good, **{key: bad})), key)
         self.assertIsNone(fabrics.parse_controller('eth0', good))
 
+    def test_fast_io_fail_tmo(self):
+        self.assertEqual(5, fabrics.parse_fast_io_fail_tmo('5\n'))
+        self.assertEqual(-1, fabrics.parse_fast_io_fail_tmo('off\n'))
+        self.assertIsNone(fabrics.parse_fast_io_fail_tmo(None))
+        self.assertIsNone(fabrics.parse_fast_io_fail_tmo('soon'))
+
 
 class ReadTest(testtools.TestCase):
 
@@ -96,3 +103,29 @@ class ReadTest(testtools.TestCase):
                          fabrics.read_namespace(self.root, 'nvme1n1'))
         self.assertEqual((None, None),
                          fabrics.read_namespace(self.root, 'nvme9n1'))
+
+
+class RealTreeTest(testtools.TestCase):
+    """A real kernel's class directory, other entries included."""
+
+    def test_only_controllers_and_no_warning(self):
+        logger = self.useFixture(fixtures.FakeLogger(
+            name='os_brick_nvme_agent.host.fabrics'))
+        roots = fixtures_util.real_roots()
+        self.assertNotEqual([], roots)
+        seen = 0
+        for root in roots:
+            base = os.path.join(root, fabrics.CTL_DIR)
+            entries = set(os.listdir(base))
+            self.assertTrue({'power', 'subsystem', 'uevent'} <= entries, root)
+            names = [c.name for c in fabrics.read_controllers(root)]
+            self.assertEqual(
+                sorted(e for e in entries if e.startswith('nvme')), names)
+            seen += len(names)
+            for name in names:
+                tmo = fabrics.read_fast_io_fail_tmo(root, name)
+                self.assertIsNotNone(tmo, (root, name))
+                self.assertGreaterEqual(tmo, -1)
+            self.assertIsNone(fabrics.read_fast_io_fail_tmo(root, 'power'))
+        self.assertGreater(seen, 0)
+        self.assertEqual('', logger.output)

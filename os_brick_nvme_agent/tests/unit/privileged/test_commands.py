@@ -82,6 +82,31 @@ class CommandsTest(testtools.TestCase):
         self.assertEqual(['/usr/sbin/nvme', 'disconnect', '-n', NQN],
                          self.argv())
 
+    def test_write_fast_io_fail_tmo(self):
+        root = self.useFixture(fixtures.TempDir()).path
+        self.conf.config(root_dir=root, group='nvme_agent')
+        path = commands.fast_io_fail_tmo_path('nvme3')
+        self.assertEqual(os.path.join(
+            root, 'sys/class/nvme-fabrics/ctl/nvme3/fast_io_fail_tmo'), path)
+        os.makedirs(os.path.dirname(path))
+        with open(path, 'w') as handle:
+            handle.write('off\n')
+        self.assertEqual((0, '', ''), commands.write_fast_io_fail_tmo(
+            'nvme3', 5))
+        with open(path) as handle:
+            self.assertEqual('5\n', handle.read())
+        # a vanished controller: reported, and no file is created
+        code, _out, err = commands.write_fast_io_fail_tmo('nvme4', 5)
+        self.assertEqual(1, code)
+        self.assertIn('nvme4', err)
+        self.assertFalse(os.path.exists(os.path.dirname(
+            commands.fast_io_fail_tmo_path('nvme4'))))
+        for args in (('../../etc', 5), ('nvme3', '5; reboot'),
+                     ('nvme3', 86401)):
+            self.assertRaises(exception.InvalidArgument,
+                              commands.write_fast_io_fail_tmo, *args)
+        self.run.assert_not_called()
+
     def test_invalid_arguments_never_run(self):
         bad_calls = [
             (commands.mdadm_manage, ('stop', 'md127', 'nvme1n1')),

@@ -57,6 +57,16 @@ class ValidateTest(testtools.TestCase):
         for bad in (-2, 86401, '60', True, 1.5):
             self.assertRaises(BAD, validate.ctrl_loss_tmo, bad)
 
+    def test_fast_io_fail_tmo_and_controller(self):
+        self.assertEqual('-1', validate.fast_io_fail_tmo(-1))
+        self.assertEqual('5', validate.fast_io_fail_tmo(5))
+        for bad in (-2, 86401, '5', True, 2.5, None):
+            self.assertRaises(BAD, validate.fast_io_fail_tmo, bad)
+        self.assertEqual('nvme12', validate.controller('nvme12'))
+        for bad in ('nvme1n1', '../nvme1', 'nvme1/', 'power', 'nvme', '',
+                    'nvme1\n', None):
+            self.assertRaises(BAD, validate.controller, bad)
+
     def test_devices(self):
         self.assertEqual('/dev/md127', validate.md_device('md127'))
         self.assertEqual('/dev/nvme1n1', validate.member_device('nvme1n1'))
