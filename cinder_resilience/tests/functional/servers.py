@@ -164,6 +164,16 @@ class Server(fixtures.Fixture):
     def ready(self):
         raise NotImplementedError
 
+    def answers(self, request, reply):
+        """True if the server answers ``request`` with ``reply`` first."""
+        try:
+            with socket.create_connection(('127.0.0.1', self.port),
+                                          timeout=0.5) as sock:
+                sock.sendall(request)
+                return sock.recv(len(reply)) == reply
+        except OSError:
+            return False
+
 
 class RedisServer(Server):
     """redis-server without persistence: a restart loses every key."""
@@ -177,13 +187,7 @@ class RedisServer(Server):
                 '--dir', self.workdir, '--save', '', '--appendonly', 'no']
 
     def ready(self):
-        try:
-            with socket.create_connection(('127.0.0.1', self.port),
-                                          timeout=0.5) as sock:
-                sock.sendall(b'PING\r\n')
-                return sock.recv(16).startswith(b'+PONG')
-        except OSError:
-            return False
+        return self.answers(b'PING\r\n', b'+PONG')
 
 
 class EtcdServer(Server):
@@ -267,13 +271,7 @@ class ZookeeperServer(Server):
                 self.config]
 
     def ready(self):
-        try:
-            with socket.create_connection(('127.0.0.1', self.port),
-                                          timeout=0.5) as sock:
-                sock.sendall(b'ruok')
-                return sock.recv(4) == b'imok'
-        except OSError:
-            return False
+        return self.answers(b'ruok', b'imok')
 
 
 class MemcachedServer(Server):
@@ -288,13 +286,7 @@ class MemcachedServer(Server):
                 '-p', str(self.port), '-U', '0', '-m', '16']
 
     def ready(self):
-        try:
-            with socket.create_connection(('127.0.0.1', self.port),
-                                          timeout=0.5) as sock:
-                sock.sendall(b'version\r\n')
-                return sock.recv(16).startswith(b'VERSION')
-        except OSError:
-            return False
+        return self.answers(b'version\r\n', b'VERSION')
 
 
 SERVERS = {cls.name: cls for cls in (RedisServer, ZookeeperServer,
