@@ -10,14 +10,18 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Locating recorded fixtures for the host-layer tests."""
+"""Recorded fixtures for the host-layer tests, and test isolation."""
 
 import atexit
 import fnmatch
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
+from unittest import mock
+
+import fixtures
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 DOC = os.path.join(HERE, 'doc')
@@ -71,3 +75,18 @@ def real_roots():
     top = real_dir()
     return [os.path.join(top, entry) for entry in sorted(os.listdir(top))
             if os.path.isdir(os.path.join(top, entry, 'sys', 'block'))]
+
+
+class IsolatedImports(fixtures.Fixture):
+    """Undo, after the test, what it did to sys.meta_path and sys.modules.
+
+    The hook tests install import finders and import os-brick's connector
+    afresh; the rest of the test process must not see either.
+    """
+
+    def _setUp(self):
+        self.useFixture(fixtures.MockPatchObject(sys, 'meta_path',
+                                                 list(sys.meta_path)))
+        modules = mock.patch.dict(sys.modules)
+        modules.start()
+        self.addCleanup(modules.stop)

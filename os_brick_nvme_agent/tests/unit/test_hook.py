@@ -22,6 +22,7 @@ import testtools
 
 from os_brick_nvme_agent import _hook_loader
 from os_brick_nvme_agent import hook
+from os_brick_nvme_agent.tests.unit import fixtures_util
 
 
 class HookFixture(fixtures.Fixture):
@@ -148,11 +149,7 @@ class LoaderTest(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.useFixture(fixtures.MockPatchObject(sys, 'meta_path',
-                                                 list(sys.meta_path)))
-        modules = mock.patch.dict(sys.modules)
-        modules.start()
-        self.addCleanup(modules.stop)
+        self.useFixture(fixtures_util.IsolatedImports())
         _hook_loader.uninstall()
         sys.modules.pop(_hook_loader.TARGET, None)
 

@@ -34,6 +34,7 @@ import testtools
 
 from os_brick_nvme_agent import _hook_loader
 from os_brick_nvme_agent import hook
+from os_brick_nvme_agent.tests.unit import fixtures_util
 
 CONNECTOR_MODULE = 'os_brick.initiator.connectors.nvmeof'
 ALIAS = 'volume-5e3c1b2a'
@@ -52,11 +53,7 @@ class ConnectorHookTest(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.useFixture(fixtures.MockPatchObject(sys, 'meta_path',
-                                                 list(sys.meta_path)))
-        modules = mock.patch.dict(sys.modules)
-        modules.start()
-        self.addCleanup(modules.stop)
+        self.useFixture(fixtures_util.IsolatedImports())
         sys.modules.pop(CONNECTOR_MODULE, None)
         sys.modules.pop(_hook_loader.TARGET, None)
         _hook_loader.install()
