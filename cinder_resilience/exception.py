@@ -77,3 +77,11 @@ class HostPatchMismatch(CinderResilienceException):
 
     msg_fmt = ('Cannot patch %(name)s: %(reason)s. This cinder/oslo version '
                'is not supported by cinder_resilience.host_patches.')
+
+
+class BackendInternalsChanged(CoordinationError):
+    """A private attribute of tooz or of its client library disappeared."""
+
+    msg_fmt = ('%(owner)s has no attribute %(attribute)s any more: this '
+               'tooz or client library version is not supported by '
+               'cinder_resilience.backends.')
