@@ -31,7 +31,7 @@ cleaned row is gone: nothing is cleaned twice.
 """
 
 from cinder import context
-from cinder import db
+from cinder.db import api as db
 from cinder import objects
 from oslo_log import log as logging
 from oslo_utils import timeutils

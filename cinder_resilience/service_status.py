@@ -22,7 +22,7 @@ a member whose driver fails would count as up for ``service_down_time``.
 import datetime
 
 from cinder import context
-from cinder import db
+from cinder.db import api as db
 from cinder import objects
 from oslo_config import cfg
 from oslo_log import log as logging

@@ -64,9 +64,10 @@ class ManagerTestCase(base.BaseTestCase):
         manager.opts.register_opts(CONF)
         self.cinder.config.config(**kwargs)
 
-    def make_manager(self, gate, stop_after_waits=None):
-        vm = manager.VolumeManager(volume_driver=DRIVER, host=HOST,
-                                   service_name='gated')
+    def make_manager(self, gate, stop_after_waits=None, host=HOST,
+                     **kwargs):
+        vm = manager.VolumeManager(volume_driver=DRIVER, host=host,
+                                   service_name='gated', **kwargs)
         vm.driver.gate = gate
         self.clock = late_backend.VirtualClock()
         self.waits = []
