@@ -83,6 +83,27 @@ REINIT_OPTS = [
                      'credentials as permanent.'),
 ]
 
+#: Cluster options of cinder_resilience.member_cleanup, in ``[DEFAULT]``
+#: next to cinder's ``cluster`` and ``service_down_time``.
+CLUSTER_OPTS = [
+    cfg.BoolOpt('dead_member_cleanup',
+                default=True,
+                help='In an active-active cluster (cluster is set), have one '
+                     'live member, elected through the coordination '
+                     'backend, run cinder\'s workers cleanup for every member '
+                     'that has sent no heartbeat for service_down_time: its '
+                     'volumes and snapshots left creating or deleting end '
+                     'in a clean state without an operator calling the '
+                     'workers cleanup API. Used with volume_manager = '
+                     'cinder_resilience.manager.VolumeManager.'),
+    cfg.IntOpt('dead_member_cleanup_interval',
+               default=30, min=1, max=3600,
+               help='Seconds between two looks for dead cluster members '
+                    '(see dead_member_cleanup). A dead member\'s work is '
+                    'cleaned at most service_down_time plus this long after '
+                    'its last heartbeat.'),
+]
+
 #: ``[coordination]`` options of cinder_resilience.coordination. cinder
 #: registers ``backend_url`` in the same group; it is reused, not repeated.
 COORDINATION_OPTS = [
@@ -126,7 +147,7 @@ COORDINATION_OPTS = [
 ]
 
 _GROUPS = [
-    ('DEFAULT', REINIT_OPTS),
+    ('DEFAULT', REINIT_OPTS + CLUSTER_OPTS),
     ('coordination', COORDINATION_OPTS),
 ]
 
