@@ -15,7 +15,7 @@
 Usage: python3 tools/summarize_tests.py LOG
 
 Each tox command line (``ENV: commands[N]> ...``) names its runner, and
-only that runner's summary lines are counted until the next command:
+only that runner's summary lines are counted until tox's next step:
 
 - stestr (and subunit-trace): the "Totals" block, `` - Passed: N``,
   `` - Failed: N``, `` - Skipped: N``;
@@ -34,7 +34,8 @@ crashed before its summary), or when no test ran at all.
 import re
 import sys
 
-COMMAND_RE = re.compile(r'^(?P<env>[\w.-]+): commands\[\d+\]> (?P<cmd>.*)$')
+# Every tox step: venv>, install_deps>, commands_pre[0]>, commands[1]>, ...
+STEP_RE = re.compile(r'^(?P<env>[\w.-]+): (?P<step>[\w\[\]]+)> (?P<cmd>.*)$')
 VERDICT_RE = re.compile(r'^\s+(?P<env>[\w.-]+): (?P<verdict>OK|FAIL code '
                         r'-?\d+|SKIP)\b')
 RUNNERS = (('check_extras', 'check_extras'), ('stestr', 'stestr'),
@@ -126,10 +127,12 @@ def tally(lines):
     env = runner = None
     for line in lines:
         line = line.rstrip('\n')
-        match = COMMAND_RE.match(line)
+        match = STEP_RE.match(line)
         if match:
             env = envs.setdefault(match.group('env'), Env())
-            runner = runner_of(match.group('cmd'))
+            runner = (runner_of(match.group('cmd'))
+                      if match.group('step').startswith('commands[')
+                      else None)
             env.runs_tests = env.runs_tests or runner is not None
             continue
         match = VERDICT_RE.match(line)

@@ -86,6 +86,13 @@ class TallyTest(unittest.TestCase):
         self.assertEqual((0, 0, 0), counts(envs['docs']))
         self.assertFalse(envs['docs'].runs_tests)
 
+    def test_steps_other_than_commands_end_a_run(self):
+        envs = self.tally('py3: commands[0]> stestr run\n - Passed: 3\n'
+                          'functional: commands_pre[0]> os-brick-nvme-agent'
+                          ' hook install\n - Passed: 4\n')
+        self.assertEqual((3, 0, 0), counts(envs['py3']))
+        self.assertEqual((0, 0, 0), counts(envs['functional']))
+
     def test_runner_with_no_test_is_a_problem(self):
         envs = self.tally(
             'cluster: commands[0]> stestr --test-path x run nomatch\n'
