@@ -70,3 +70,10 @@ class FencingTokenUnavailable(CoordinationError):
 
     msg_fmt = ('The %(backend)s coordination backend gives no fencing token '
                '(lock %(name)s)')
+
+
+class HostPatchMismatch(CinderResilienceException):
+    """An upstream object a host patch relies on changed or disappeared."""
+
+    msg_fmt = ('Cannot patch %(name)s: %(reason)s. This cinder/oslo version '
+               'is not supported by cinder_resilience.host_patches.')
