@@ -104,6 +104,12 @@ def filesystem_of(path, mounts_text):
     return fstype
 
 
+def host_local(url):
+    """True for backends whose locks can only ever exclude one host."""
+    scheme = url.split('://', 1)[0].split('+', 1)[0].lower()
+    return scheme in ('file', 'ipc')
+
+
 def active_active_risk(url, mounts_text=''):
     """Say why a backend URL is unsafe for active-active, or None."""
     scheme = url.split('://', 1)[0].split('+', 1)[0].lower()
