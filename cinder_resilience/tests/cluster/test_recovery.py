@@ -55,7 +55,7 @@ class LateMemberTest(base.ClusterTestCase):
         self.assertTrue(self._probing(cluster, 'm3'),
                         'm3 did not reach background probing')
 
-        during = cluster.create(6, timeout=300)
+        during = cluster.create(6, timeout=120)
         volumes = cluster.volumes(during)
         self.assertAllAvailable(volumes)
         self.assertNotIn(late.host, self.hosts(volumes))
