@@ -18,7 +18,7 @@ minutes under TCG); each test below checks what one scenario observed.
 to some scenarios, e.g. ``fail`` for a short CI run; tests of the others
 are skipped. ``OS_BRICK_NVME_AGENT_KERNEL_TESTS=0`` skips them all; they
 also skip when qemu or the built kernel is missing
-(``tools/kernel/build.sh`` builds it).
+(``tools/kernel/build.sh`` builds it), and fail instead when ``CI`` is set.
 """
 
 import json
@@ -28,6 +28,7 @@ import sys
 
 import testtools
 
+from os_brick_nvme_agent import tests
 from os_brick_nvme_agent.tests.functional_kernel import guest
 from os_brick_nvme_agent.tests.functional_kernel import scenarios
 
@@ -83,7 +84,7 @@ class _Run(object):
                 keep=bool(os.environ.get('OS_BRICK_NVME_AGENT_KEEP')))
             cls.fixture.setUp()
         except guest.GuestUnavailable as exc:
-            cls.error = testtools.TestCase.skipException(str(exc))
+            cls.error = tests.missing(str(exc))
             return
         try:
             workdir = cls.fixture.workdir
