@@ -43,7 +43,7 @@ import time
 
 from cinder_resilience.tests.cluster import deployment
 
-OP_SECONDS = 2.0
+OP_SECONDS = 4.0
 CAPACITY = 1
 SIZES = (1, 2, 3)
 RESULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -91,7 +91,8 @@ def cluster_failover(dep):
         victim = cluster.add_member('a')
         [source] = cluster.create(1)
         cluster.create(1, wait=False, source=source,
-                       metadata={'create_seconds': 600})
+                       metadata={'create_seconds': 600,
+                                 'slow_host': victim.conf_host})
         deployment.wait_for(
             lambda: cluster.member_events('a', 'start', 'clone'), 120)
         cluster.add_member('b')

@@ -102,11 +102,12 @@ def member_kill(dep, timing):
     for label, cluster in clusters.items():
         cluster.wait_member('a')
         [source] = cluster.create(1)
+        slow = {'create_seconds': 600,
+                'slow_host': cluster.members['a'].conf_host}
         mine[label] = [
-            dep.client.create_volume(cluster.volume_type,
-                                     metadata={'create_seconds': 600}),
+            dep.client.create_volume(cluster.volume_type, metadata=slow),
             dep.client.create_volume(cluster.volume_type, source=source,
-                                     metadata={'create_seconds': 600})]
+                                     metadata=slow)]
         cluster.add_member('b', manager=MANAGERS[label], wait=False)
     for cluster in clusters.values():
         deployment.wait_for(

@@ -267,6 +267,7 @@ class Cluster(object):
             'cluster_test_capacity': self.capacity,
             'cluster_test_up_flag': flag,
             'cluster_test_events': self.deployment.events_file}})
+        proc.conf_host = host
         proc.host = '%s@%s' % (host, self.backend)
         proc.flag = flag
         self.members[name] = proc

@@ -16,7 +16,8 @@
 (``cinder/tests/fake_driver.py``, active-active) with three additions:
 
 * every create, clone and delete takes ``cluster_test_op_seconds`` (or the
-  ``create_seconds`` / ``delete_seconds`` metadata of the volume), and at
+  ``create_seconds`` / ``delete_seconds`` metadata of the volume, on the
+  member named by its ``slow_host`` metadata if there is one), and at
   most ``cluster_test_capacity`` of them run at once in one process, so a
   member's throughput is bounded even on eventlet;
 * ``do_setup`` fails while the file ``cluster_test_up_flag`` names does not
@@ -140,8 +141,16 @@ class ClusterTestDriver(fake_driver.FakeHAReplicatedLoggingVolumeDriver):
             os.close(fd)
 
     def _seconds(self, volume, key):
-        value = (getattr(volume, 'metadata', None) or {}).get(key)
-        if value is None:
+        """The volume's ``key`` metadata, else the configured time.
+
+        With ``slow_host`` in the metadata, only that member (``host``
+        option) takes the volume's own time: a survivor that redoes the
+        operation in a cleanup takes the usual one.
+        """
+        metadata = getattr(volume, 'metadata', None) or {}
+        value = metadata.get(key)
+        slow_host = metadata.get('slow_host')
+        if value is None or slow_host not in (None, CONF.host):
             return self.configuration.cluster_test_op_seconds
         return float(value)
 

@@ -137,8 +137,9 @@ class LockHolderKilledTest(base.ClusterTestCase):
         victim = cluster.add_member('a')
         [source] = cluster.create(1)
         # Only 'a' runs: the clone, and the lock on its source, are its.
-        [clone] = cluster.create(1, wait=False, source=source,
-                                 metadata={'create_seconds': 600})
+        cluster.create(1, wait=False, source=source,
+                       metadata={'create_seconds': 600,
+                                 'slow_host': victim.conf_host})
         self.assertTrue(base.deployment.wait_for(
             lambda: cluster.member_events('a', 'start', 'clone'), 120),
             'the clone did not start')

@@ -86,14 +86,15 @@ class KilledMemberTest(base.ClusterTestCase):
     def test_killed_member_work_is_cleaned_up_without_operator(self):
         cluster = self.cluster('dead', capacity=4)
         victim = cluster.add_member('a')
-        source, doomed = cluster.create(
-            2, metadata={'delete_seconds': 600})
+        # Slow on 'a' only: the survivor's cleanup may redo a delete.
+        slow_delete = {'delete_seconds': 600, 'slow_host': victim.conf_host}
+        slow_create = {'create_seconds': 600, 'slow_host': victim.conf_host}
+        source, doomed = cluster.create(2, metadata=slow_delete)
         # Only 'a' runs: a create, a clone and a delete, all mid-way.
-        create = cluster.client.create_volume(
-            cluster.volume_type, metadata={'create_seconds': 600})
+        create = cluster.client.create_volume(cluster.volume_type,
+                                              metadata=slow_create)
         clone = cluster.client.create_volume(
-            cluster.volume_type, source=source,
-            metadata={'create_seconds': 600})
+            cluster.volume_type, source=source, metadata=slow_create)
         cluster.client.delete_volume(doomed)
         self.assertTrue(wait_for(
             lambda: len(cluster.member_events('a', 'start')) >= 5, 120),
