@@ -22,6 +22,8 @@ import sys
 import time
 
 BENCHMARKS = ('cinder_reinit', 'ironic_locking', 'coordination', 'nvme_agent')
+# Real cinder deployments (RabbitMQ, MariaDB, cinder-api...): minutes each.
+BENCHMARKS += ('cinder_cluster', 'cinder_reinit_cluster')
 
 
 def _parse_args(argv):
