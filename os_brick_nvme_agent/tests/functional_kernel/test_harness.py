@@ -111,7 +111,8 @@ class TestModules(testtools.TestCase):
         roots = sorted((self.build.cache_dir() / 'pkg').glob(
             '*/lib/modules/*'))
         if not roots:
-            self.skipTest('kernel package not unpacked: tools/kernel/build.sh')
+            raise guest.missing(
+                'kernel package not unpacked: tools/kernel/build.sh')
         self.modroot = roots[-1]
 
     def test_dependencies_come_first(self):
@@ -145,3 +146,40 @@ class TestGuestCommands(testtools.TestCase):
         inner = shlex.split(words[-1])
         self.assertIn('/v env/bin/python', inner)
         self.assertEqual(['--workdir', '/tmp/a b', 'fail'], inner[-3:])
+
+
+class TestMissingKernel(testtools.TestCase):
+    """A missing qemu or kernel skips locally and fails under CI."""
+
+    def test_skip_without_ci(self):
+        self.useFixture(fixtures.EnvironmentVariable(guest.CI_ENV))
+        exc = guest.missing('qemu-system-x86_64 is not installed')
+        self.assertIsInstance(exc, testtools.TestCase.skipException)
+
+    def test_failure_under_ci(self):
+        for value in ('true', '1', 'yes'):
+            self.useFixture(fixtures.EnvironmentVariable(guest.CI_ENV, value))
+            exc = guest.missing('no kernel built')
+            self.assertIsInstance(exc, AssertionError)
+            self.assertIn('no kernel built', str(exc))
+
+    def test_ci_false_still_skips(self):
+        self.useFixture(fixtures.EnvironmentVariable(guest.CI_ENV, 'false'))
+        self.assertIsInstance(guest.missing('x'),
+                              testtools.TestCase.skipException)
+
+    def test_require_without_qemu(self):
+        self.useFixture(fixtures.EnvironmentVariable(guest.CI_ENV, 'true'))
+        self.useFixture(fixtures.EnvironmentVariable('PATH', '/nonexistent'))
+        self.assertRaises(guest.GuestUnavailable, guest.require)
+
+    def test_missing_qemu_fails_the_scenarios_under_ci(self):
+        self.useFixture(fixtures.EnvironmentVariable(guest.CI_ENV, 'true'))
+        self.useFixture(fixtures.EnvironmentVariable('PATH', '/nonexistent'))
+        self.useFixture(fixtures.EnvironmentVariable(
+            test_scenarios.ENABLE_ENV))
+        for attr in ('results', 'error', 'fixture'):
+            self.useFixture(fixtures.MonkeyPatch(
+                'os_brick_nvme_agent.tests.functional_kernel.test_scenarios.'
+                '_Run.' + attr, None))
+        self.assertRaises(AssertionError, test_scenarios._Run.get)
