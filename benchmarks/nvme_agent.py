@@ -311,7 +311,6 @@ def kernel_run(faults, upstream_wait):
     from os_brick_nvme_agent.tests.functional_kernel import test_scenarios
     argv = ['--faults', str(faults), '--upstream-wait', str(upstream_wait)]
     try:
-        guest.require()
         fixture = guest.Guest()
         fixture.setUp()
     except guest.GuestUnavailable as exc:

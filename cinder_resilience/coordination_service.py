@@ -16,7 +16,9 @@ cinder's ``Service`` starts ``cinder.coordination.COORDINATOR`` before the
 manager's ``init_host`` and stops it in ``Service.stop()``; managers get no
 stop call of their own.  ``CoordinationMixin`` therefore starts our
 coordinator first thing in ``init_host`` (before the driver, which may take
-locks) and follows cinder's coordinator when it stops.
+locks) and follows cinder's coordinator when it stops (the
+``FOLLOW_CINDER_STOP`` patch of :mod:`cinder_resilience.host_patches`, which
+removes itself when it fires or when ours stops first).
 """
 
 from oslo_config import cfg
@@ -24,6 +26,7 @@ from oslo_log import log as logging
 
 from cinder_resilience import coordination
 from cinder_resilience import external_locks
+from cinder_resilience import host_patches
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -52,30 +55,12 @@ class CoordinationMixin(object):
         coord.start()
         if CONF.coordination.route_external_locks:
             external_locks.install(coord)
-        _follow_cinder_stop(self)
+        host_patches.FOLLOW_CINDER_STOP.install(self.stop_coordination)
         LOG.info('Distributed locks served by the %s coordination backend',
                  coord.backend.name)
 
     def stop_coordination(self):
         """Give external locks back to files and stop the coordinator."""
+        host_patches.FOLLOW_CINDER_STOP.uninstall()
         external_locks.uninstall()
         self._coordinator().stop()
-
-
-def _follow_cinder_stop(manager):
-    """Stop ours whenever ``Service.stop()`` stops cinder's coordinator."""
-    from cinder import coordination as cinder_coordination
-    upstream = cinder_coordination.COORDINATOR
-    if getattr(upstream.stop, 'followed_by', None) is manager:
-        return
-    original = getattr(upstream.stop, 'original', upstream.stop)
-
-    def stop():
-        try:
-            original()
-        finally:
-            manager.stop_coordination()
-
-    stop.followed_by = manager
-    stop.original = original
-    upstream.stop = stop

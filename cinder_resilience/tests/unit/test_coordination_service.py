@@ -21,6 +21,7 @@ from oslotest import base
 from cinder_resilience import coordination
 from cinder_resilience import coordination_service
 from cinder_resilience import external_locks
+from cinder_resilience import host_patches
 
 
 class RecordingManager(object):
@@ -44,9 +45,7 @@ class CoordinationMixinTest(base.BaseTestCase):
         coordination.register_opts(cfg.CONF)
         self.addCleanup(cfg.CONF.clear_override, 'route_external_locks',
                         'coordination')
-        upstream = cinder_coordination.COORDINATOR
-        self.addCleanup(upstream.__dict__.pop, 'stop', None)
-        self.addCleanup(external_locks.uninstall)
+        self.addCleanup(host_patches.uninstall_all)
         self.events = []
         self.manager = Manager(self.events)
         self.manager.coordinator = coordination.Coordinator(
@@ -77,10 +76,13 @@ class CoordinationMixinTest(base.BaseTestCase):
         # A second start (service restart in-process) wraps stop only once.
         self.manager.stop_coordination()
         self.assertFalse(external_locks.installed())
+        upstream = cinder_coordination.COORDINATOR
+        self.assertNotIn('stop', vars(upstream))
         self.manager.init_host(service_id=1)
-        stop = cinder_coordination.COORDINATOR.stop
-        self.assertIs(self.manager, stop.followed_by)
-        self.assertFalse(hasattr(stop.original, 'followed_by'))
-        cinder_coordination.COORDINATOR.stop()
+        self.assertEqual(1, len(host_patches.FOLLOW_CINDER_STOP.replacements))
+        upstream.stop()
         self.assertFalse(external_locks.installed())
         self.assertFalse(self.manager.coordinator.started)
+        # Nothing is left on cinder's coordinator once it has fired.
+        self.assertNotIn('stop', vars(upstream))
+        self.assertFalse(host_patches.FOLLOW_CINDER_STOP.installed)

@@ -77,14 +77,17 @@ class DaemonFixture(fixtures.Fixture):
                                    'state': self.state_dir,
                                    'replicas': self.replicas})
 
-    def read_volume(self):
+    def read_volume(self, volume_id=VOLUME):
         with open(self.replicas) as handle:
-            return json.load(handle)['volumes'][VOLUME]
+            return json.load(handle)['volumes'][volume_id]
 
     def write_volume(self, volume):
+        self.write_volumes({VOLUME: volume})
+
+    def write_volumes(self, volumes):
         tmp = self.replicas + '.tmp'
         with open(tmp, 'w') as handle:
-            json.dump({'volumes': {VOLUME: volume}}, handle)
+            json.dump({'volumes': volumes}, handle)
         os.replace(tmp, self.replicas)
 
     def replace(self, old, new):
@@ -304,6 +307,44 @@ class DaemonTest(testtools.TestCase):
         self.assertTrue(any('--re-add' in c and c.endswith('=> 0')
                             for c in commands), commands)
         self.assertFalse(self.requested('r2'))
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(0, proc.wait(timeout=10))
+
+    def test_degraded_attach_is_healed(self):
+        """os-brick assembled an array with a leg missing (LP 1938870).
+
+        vol-2's second replica was unreachable at attach time, so os-brick
+        assembled its array from the first leg alone. Once the target
+        answers, the agent connects it and adds it: no replacement.
+        """
+        self._long_grace()
+        for name in ('d1', 'd2'):
+            self.sim.add_target(NQN % name)
+        self.sim.kill_target(NQN % 'd2')
+        degraded = self.sim.create_array(
+            'vol-2', [self.sim.connect(NQN % 'd1')], missing=[NQN % 'd2'])
+        volumes = {VOLUME: self.env.read_volume(),
+                   'vol-2': {'generation': 1,
+                             'replicas': [replica('d1'), replica('d2')]}}
+        self.env.write_volumes(volumes)
+        proc = self.start_daemon()
+        self.wait_for(lambda: any(
+            r['id'] == 'd2' and r['state'] == 'faulty'
+            for r in self.env.read_volume('vol-2')['replicas']),
+            'the missing leg d2 reported faulty')
+        self.sim.restore_target(NQN % 'd2')
+        self.wait_for(lambda: set(self.sim.member_nqns(degraded)) == {
+            NQN % 'd1', NQN % 'd2'} and all(
+            flags[0] == 'in_sync'
+            for flags in self.sim.member_nqns(degraded).values()),
+            'vol-2 whole again with d2')
+        commands = [' '.join(c) for c in self.sim.commands()]
+        self.assertTrue(any(c.startswith('nvme connect') and NQN % 'd2' in c
+                            for c in commands), commands)
+        self.assertTrue(any('--add' in c and c.endswith('=> 0')
+                            for c in commands), commands)
+        self.assertNotIn({'replace': 'd2'},
+                         self.env.read_volume('vol-2').get('requests', []))
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(0, proc.wait(timeout=10))
 

@@ -28,6 +28,7 @@ import sys
 
 import testtools
 
+from os_brick_nvme_agent import tests
 from os_brick_nvme_agent.tests.functional_kernel import guest
 from os_brick_nvme_agent.tests.functional_kernel import scenarios
 
@@ -79,12 +80,11 @@ class _Run(object):
     @classmethod
     def _boot(cls):
         try:
-            guest.require()
             cls.fixture = guest.Guest(
                 keep=bool(os.environ.get('OS_BRICK_NVME_AGENT_KEEP')))
             cls.fixture.setUp()
         except guest.GuestUnavailable as exc:
-            cls.error = guest.missing(str(exc))
+            cls.error = tests.missing(str(exc))
             return
         try:
             workdir = cls.fixture.workdir
