@@ -425,14 +425,15 @@ class RedisSentinelCluster(Cluster):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        primary = RedisMember('r0', self.hosts[0], self.workdir,
-                              self.netns[0])
-        replica = RedisMember('r1', self.hosts[1], self.workdir,
-                              self.netns[1], replica_of=primary)
+        # The primary takes slot 2, the one a partition can cut off.
+        primary = RedisMember('r0', self.hosts[2], self.workdir,
+                              self.netns[2])
+        replica = RedisMember('r1', self.hosts[0], self.workdir,
+                              self.netns[0], replica_of=primary)
         self.members = [primary, replica]
         self.sentinels = [
-            SentinelMember('s%d' % i, self.hosts[i], self.workdir,
-                           self.netns[i], primary) for i in range(3)]
+            SentinelMember('s%d' % i, self.hosts[0], self.workdir,
+                           self.netns[0], primary) for i in range(3)]
 
     def all_members(self):
         return self.members + self.sentinels

@@ -59,7 +59,7 @@ class Faults(object):
         return None
 
     def _holding(self, pid):
-        """True if ``pid``'s last recorded event leaves it holding."""
+        """True if ``pid`` holds the lock and has writes left to make."""
         last = None
         for path in self.workers.history_files(pid):
             with open(path) as f:
@@ -68,7 +68,8 @@ class Faults(object):
                         last = json.loads(line)
         if last is None:
             return False
-        return last['k'] == 'acquire' or (last['k'] == 'write' and last['ok'])
+        return last['k'] == 'acquire' or (
+            last['k'] == 'write' and last['ok'] and not last['last'])
 
     def pause_holder(self):
         pid = self._holder()

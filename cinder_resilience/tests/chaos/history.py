@@ -34,7 +34,6 @@ The checker rebuilds acquisitions from the events and reports:
 * pause and kill trials: was the process holding, was it told, how fast.
 """
 
-import bisect
 import glob
 import json
 import os
@@ -208,8 +207,8 @@ def kill_trials(acqs, faults):
     for fault in faults:
         if fault['kind'] != 'kill_holder':
             continue
-        held = any(a.pid == fault['pid'] and a.t <= fault['t'] <= a.end
-                   for a in acqs)
+        held = any(a.pid == fault['pid'] and a.t <= fault['t']
+                   and (a.end is None or fault['t'] <= a.end) for a in acqs)
         nxt = [a.t for a in acqs if a.t > fault['t']]
         trials.append({'pid': fault['pid'], 'held': held,
                        'next_grant_after': round(min(nxt) - fault['t'], 3)
@@ -217,7 +216,7 @@ def kill_trials(acqs, faults):
     return trials
 
 
-def check(events, records, lease, tolerance=0.05):
+def check(events, records, lease, tolerance=0.0):
     """Summarize one run; see the module docstring for each figure."""
     faults = [e for e in events if e['k'] == 'fault']
     acqs = acquisitions(events)

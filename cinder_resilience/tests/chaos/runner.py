@@ -131,6 +131,7 @@ class Run(object):
         self.minority = minority
         self.rec = None
         self.workers = None
+        self.timings = {}
 
     def _enough(self, started, passes):
         args = self.args
@@ -153,7 +154,9 @@ class Run(object):
         return False
 
     def execute(self):
+        self.timings['begin'] = time.monotonic()
         self.cluster.start()
+        self.timings['cluster_ready'] = time.monotonic()
         self.rec = history.History(os.path.join(self.workdir,
                                                 'harness.jsonl'),
                                    w='harness', pid=os.getpid())
@@ -161,8 +164,10 @@ class Run(object):
                                self.args.lease, self.minority)
         for _n in range(self.args.workers):
             self.workers.spawn()
-        clusters.wait_until(lambda: self.workers.acquisitions() >= 5, 60,
+        # Workers import cinder and tooz first: slow on a busy machine.
+        clusters.wait_until(lambda: self.workers.acquisitions() >= 5, 300,
                             'first acquisitions')
+        self.timings['workers_ready'] = time.monotonic()
         injector = chaos_faults.Faults(self.cluster, self.workers, self.rec,
                                        self.pair)
         kinds = [k for k in ORDER if k in injector.available()]
@@ -173,12 +178,19 @@ class Run(object):
                     skipped.append(kind)
                 time.sleep(1.0)
             passes += 1
+        self.timings['faults_done'] = time.monotonic()
         return skipped
 
     def close(self):
         if self.workers is not None:
             self.workers.stop()
+        self.timings['workers_stopped'] = time.monotonic()
         self.cluster.stop()
+        self.timings['cluster_stopped'] = time.monotonic()
+
+    def _stages(self):
+        marks = sorted(self.timings.items(), key=lambda kv: kv[1])
+        return {name: round(t - marks[0][1], 1) for name, t in marks}
 
     def summary(self, skipped):
         events = history.load(self.workdir)
@@ -186,6 +198,7 @@ class Run(object):
         result = history.check(events, records, self.args.lease)
         result.update(backend=self.cluster.backend, lease_s=self.args.lease,
                       url=self.cluster.url, skipped_faults=skipped,
+                      stages_s=self._stages(),
                       partition=('netns' if self.pair else
                                  'not run: ' + (chaos_netns.unavailable()
                                                 or 'disabled')))
@@ -214,7 +227,8 @@ def run_in_namespaces(argv, args):
     pair.create()
     try:
         cmd = ['ip', 'netns', 'exec', pair.a, sys.executable, '-m',
-               __name__] + argv + ['--inside', pair.describe()]
+               'cinder_resilience.tests.chaos.runner'] + argv + [
+                   '--inside', pair.describe()]
         out = subprocess.run(cmd, stdout=subprocess.PIPE, check=True,
                              timeout=args.max_seconds + 600).stdout
         return json.loads(out)
@@ -239,7 +253,13 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
+def _terminated(signum, frame):
+    # SIGTERM unwinds like an exception, so every finally clause cleans up.
+    sys.exit(128 + signum)
+
+
 def main(argv=None):
+    signal.signal(signal.SIGTERM, _terminated)
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     if args.netns and not args.inside and not chaos_netns.unavailable():

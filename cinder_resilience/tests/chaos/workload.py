@@ -89,7 +89,7 @@ class Worker(object):
             ok = self.resource.append(token, 'w=%s pid=%d acq=%d i=%d' % (
                 self.args.worker, self.pid, self.acq, index))
             self.rec.record('write', t=started, acq=self.acq, token=token,
-                            ok=ok)
+                            ok=ok, i=index, last=index + 1 == self.args.writes)
             if not ok:
                 break
         # The release is recorded with the time it was asked for: from then
@@ -132,7 +132,7 @@ def main(argv=None):
     parser.add_argument('--heartbeat', type=float, default=0.5)
     parser.add_argument('--writes', type=int, default=3)
     parser.add_argument('--hold', type=float, default=0.015)
-    parser.add_argument('--poll', type=float, default=0.01)
+    parser.add_argument('--poll', type=float, default=0.05)
     return Worker(parser.parse_args(argv)).run()
 
 
