@@ -36,6 +36,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -311,7 +312,7 @@ def check_agent(bindir, workdir):
         try:
             proc.wait(60)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session
             proc.wait()
     if error is None and (proc.returncode != 0 or
                           re.search(r' ERROR |Traceback', read(log))):
