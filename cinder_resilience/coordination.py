@@ -70,6 +70,14 @@ def register_opts(conf):
     opts.register_opts(conf)
 
 
+def _clustered(conf):
+    """False only when cinder-volume's ``cluster`` option is known unset."""
+    try:
+        return bool(conf.cluster)
+    except cfg.NoSuchOptError:
+        return True
+
+
 def _read_mounts():
     try:
         with open('/proc/mounts') as f:
@@ -203,6 +211,10 @@ class Coordinator(object):
         return max(0.0, deadline - time.monotonic()) or False
 
     def _warn_if_unsafe(self):
+        if not self.backend.across_hosts and not _clustered(self.conf):
+            # Without cinder's ``cluster`` option no other host shares the
+            # backends: locks of this host are all a single node needs.
+            return
         risk = self.backend.risk(self.url, _read_mounts())
         if risk:
             LOG.warning('Coordination backend %(backend)s is not safe for '

@@ -30,10 +30,15 @@ Patches here:
 ``EXTERNAL_LOCKS``
     ``oslo_concurrency.lockutils.external_lock``: cinder's external locks
     (prefix ``cinder-``) served by a distributed lock.
-``FOLLOW_CINDER_STOP``
-    the ``stop`` method of the instance ``cinder.coordination.COORDINATOR``:
-    stopping cinder's coordinator (``Service.stop()``) also stops ours.  The
-    patch removes itself when it fires.
+``CINDER_COORDINATOR``
+    the name ``coordination`` (tooz.coordination) in the module
+    ``cinder.coordination``: when the one ``cinder.coordination.COORDINATOR``
+    instance connects, it gets a tooz-driver look-alike backed by our
+    coordinator.  Every lock cinder and its drivers take through
+    ``cinder.coordination`` (``synchronized``, ``COORDINATOR.get_lock``,
+    ``synchronized_remove``) then goes through ours, while cinder's own
+    methods run unchanged.  See
+    :mod:`cinder_resilience.coordination_service`.
 """
 
 import inspect
@@ -71,10 +76,30 @@ def parameters_of(func):
     replacement relies on; annotations may change freely.
     """
     sig = inspect.signature(func)
-    params = [p.replace(annotation=inspect.Parameter.empty)
+    params = [p.replace(annotation=inspect.Parameter.empty,
+                        default=_Default.of(p.default))
               for p in sig.parameters.values()]
     return str(sig.replace(parameters=params,
                            return_annotation=inspect.Signature.empty))
+
+
+class _Default(object):
+    """Renders a non-literal default by its type: ``<Coordinator>``."""
+
+    LITERALS = (type(None), bool, int, float, str, bytes, tuple, frozenset)
+
+    def __init__(self, value):
+        self.value = value
+
+    @classmethod
+    def of(cls, value):
+        if value is inspect.Parameter.empty or isinstance(value,
+                                                          cls.LITERALS):
+            return value
+        return cls(value)
+
+    def __repr__(self):
+        return '<%s>' % type(self.value).__name__
 
 
 def check_pins(pins):
@@ -222,41 +247,78 @@ class ExternalLockRouting(HostPatch):
         return [Replacement(lockutils, 'external_lock', external_lock)]
 
 
-class FollowCinderStop(HostPatch):
-    """Call ``on_stop()`` when cinder's global coordinator is stopped.
+class ToozForCinder(object):
+    """What ``cinder.coordination`` sees as ``tooz.coordination``.
 
-    cinder's ``Service.stop()`` stops ``cinder.coordination.COORDINATOR``;
-    managers get no stop call of their own.  The patch sets an instance
-    attribute ``stop`` on that one object (the class is untouched) and
-    removes it when it fires, so the instance is as cinder made it again.
+    ``get_coordinator`` called for the member id of ``COORDINATOR`` returns
+    ``make_driver(backend_url, member_id)``; any other call, and every other
+    attribute, is tooz's own, looked up at call time.
+    """
+
+    def __init__(self, tooz_module, upstream, make_driver):
+        self._tooz = tooz_module
+        self._upstream = upstream
+        self.make_driver = make_driver
+
+    def get_coordinator(self, backend_url, member_id, *args, **kwargs):
+        upstream = self._upstream
+        mine = (upstream.prefix + upstream.agent_id).encode('ascii')
+        if member_id == mine:
+            return self.make_driver(backend_url, member_id)
+        return self._tooz.get_coordinator(backend_url, member_id, *args,
+                                          **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._tooz, name)
+
+
+class CinderCoordinatorRouting(HostPatch):
+    """Serve ``cinder.coordination.COORDINATOR`` from our coordinator.
+
+    ``synchronized`` bound ``coordinator=COORDINATOR`` at import time, so
+    whatever replaces cinder's locks must act on that one instance.  Its
+    ``start()`` asks ``coordination.get_coordinator(url, member_id)`` for a
+    tooz driver, and its ``get_lock``/``stop`` only call that driver.  This
+    patch rebinds the module global ``coordination`` of
+    ``cinder.coordination`` to a ``ToozForCinder`` that hands that instance
+    (and only it: other Coordinator objects get tooz's driver) a driver
+    backed by our coordinator.  No method of cinder is replaced, so
+    cinder's lock names, keys, ``started`` and ``_file_path`` (used by
+    ``synchronized_remove``) are cinder's own, and a test that mocks a
+    method of ``cinder.coordination.Coordinator`` still mocks it.
     """
 
     PINS = {
         'cinder.coordination.COORDINATOR': None,
+        # cinder.coordination does ``from tooz import coordination``.
+        'cinder.coordination.coordination': None,
+        'tooz.coordination.get_coordinator':
+            '(backend_url, member_id, characteristics=None, **kwargs)',
+        'cinder.coordination.Coordinator.__init__':
+            "(self, agent_id=None, prefix='')",
+        'cinder.coordination.Coordinator.start': '(self)',
         'cinder.coordination.Coordinator.stop': '(self)',
+        'cinder.coordination.Coordinator.get_lock': '(self, name)',
+        'cinder.coordination.Coordinator.remove_lock': '(self, glob_name)',
+        'cinder.coordination.synchronized':
+            '(*lock_names, blocking=True, coordinator=<Coordinator>)',
+        'cinder.coordination.synchronized_remove':
+            '(glob_name, coordinator=<Coordinator>)',
     }
 
-    def _replacements(self, on_stop):
+    def _replacements(self, make_driver):
         from cinder import coordination as cinder_coordination
-        upstream = cinder_coordination.COORDINATOR
-        original = upstream.stop
-
-        def stop():
-            try:
-                original()
-            finally:
-                self.uninstall()
-                on_stop()
-
-        stop.on_stop = on_stop
-        return [Replacement(upstream, 'stop', stop)]
+        from tooz import coordination as tooz_coordination
+        shim = ToozForCinder(tooz_coordination,
+                             cinder_coordination.COORDINATOR, make_driver)
+        return [Replacement(cinder_coordination, 'coordination', shim)]
 
 
 EXTERNAL_LOCKS = ExternalLockRouting('external-locks')
-FOLLOW_CINDER_STOP = FollowCinderStop('follow-cinder-stop')
+CINDER_COORDINATOR = CinderCoordinatorRouting('cinder-coordinator')
 
 #: Every patch of this module, in installation order.
-PATCHES = (EXTERNAL_LOCKS, FOLLOW_CINDER_STOP)
+PATCHES = (EXTERNAL_LOCKS, CINDER_COORDINATOR)
 
 
 def uninstall_all():

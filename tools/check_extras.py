@@ -25,18 +25,22 @@ is missing must say so in one line naming the extra to install. ``docs``
 builds the documentation in a virtualenv holding only
 doc/requirements.txt and the wheel.
 
-Installs go through uv (fast from its cache). Prints one PASS/FAIL line per
-check and closes with ``check_extras: N passed, N failed``; exits 1 when a
-check failed.
+Installs go through uv (fast from its cache); two groups (an extra, the
+docs) are checked at a time. Prints one PASS/FAIL line per check and
+closes with ``check_extras: N passed, N failed``; exits 1 when a check
+failed.
 """
 
+import concurrent.futures
 import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 
@@ -48,6 +52,8 @@ HOSTS = {'cinder_resilience': ('cinder', 'cinder'),
          'os_brick_nvme_agent': ('os_brick', 'os-brick')}
 PACKAGE_OF_EXTRA = {extra: pkg for pkg, (_mod, extra) in HOSTS.items()}
 TIMEOUT = 300
+#: Groups (an extra, the docs) checked at the same time.
+JOBS = 2
 
 CINDER_PROBE = '''
 import tempfile
@@ -99,23 +105,29 @@ PROBES = {'cinder': CINDER_PROBE, 'ironic': IRONIC_PROBE,
 
 
 class Checks(object):
-    """PASS/FAIL lines and their count."""
+    """PASS/FAIL lines and their count; groups record from their threads."""
 
     def __init__(self):
         self.passed = 0
         self.failed = []
-        self.last = time.monotonic()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def begin(self):
+        """Start the clock of the calling thread's group of checks."""
+        self._local.last = time.monotonic()
 
     def record(self, name, error):
         now = time.monotonic()
-        took = '(%.1fs)' % (now - self.last)
-        self.last = now
-        if error:
-            self.failed.append(name)
-            print('FAIL %s %s: %s' % (name, took, error), flush=True)
-        else:
-            self.passed += 1
-            print('PASS %s %s' % (name, took), flush=True)
+        took = '(%.1fs)' % (now - getattr(self._local, 'last', now))
+        self._local.last = now
+        with self._lock:
+            if error:
+                self.failed.append(name)
+                print('FAIL %s %s: %s' % (name, took, error), flush=True)
+            else:
+                self.passed += 1
+                print('PASS %s %s' % (name, took), flush=True)
 
 
 def run(argv, timeout=TIMEOUT, **kwargs):
@@ -300,7 +312,7 @@ def check_agent(bindir, workdir):
         try:
             proc.wait(60)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session
             proc.wait()
     if error is None and (proc.returncode != 0 or
                           re.search(r' ERROR |Traceback', read(log))):
@@ -310,6 +322,7 @@ def check_agent(bindir, workdir):
 
 def check_docs(checks, workdir, wheel):
     """doc/requirements.txt and the wheel alone build the docs with -W."""
+    checks.begin()
     bindir, error = make_venv(workdir, 'docs', [
         '-r', str(REPO / 'doc' / 'requirements.txt'), str(wheel)])
     checks.record('docs: venv with doc/requirements.txt and the wheel',
@@ -325,6 +338,7 @@ def check_docs(checks, workdir, wheel):
 
 
 def check_extra(checks, workdir, wheel, extra):
+    checks.begin()
     pth_names, scripts = wheel_contents(wheel)
     bindir, error = make_venv(workdir, extra, ['%s[%s]' % (wheel, extra)])
     checks.record('%s: venv with only [%s]' % (extra, extra), error)
@@ -365,11 +379,13 @@ def main(argv):
     try:
         wheel = build(workdir)
         print('built %s in %.0fs' % (wheel.name, time.monotonic() - began))
-        for name in names:
-            if name == 'docs':
-                check_docs(checks, workdir, wheel)
-            else:
-                check_extra(checks, workdir, wheel, name)
+        with concurrent.futures.ThreadPoolExecutor(JOBS) as pool:
+            jobs = [pool.submit(check_docs, checks, workdir, wheel)
+                    if name == 'docs' else
+                    pool.submit(check_extra, checks, workdir, wheel, name)
+                    for name in names]
+            for job in jobs:
+                job.result()
     finally:
         if keep:
             print('kept %s' % workdir)

@@ -129,11 +129,12 @@ def tally(lines):
         line = line.rstrip('\n')
         match = STEP_RE.match(line)
         if match:
-            env = envs.setdefault(match.group('env'), Env())
-            runner = (runner_of(match.group('cmd'))
-                      if match.group('step').startswith('commands[')
-                      else None)
-            env.runs_tests = env.runs_tests or runner is not None
+            runner = None
+            if match.group('step').startswith('commands['):
+                # Not the packaging env (.pkg) and its build steps.
+                env = envs.setdefault(match.group('env'), Env())
+                runner = runner_of(match.group('cmd'))
+                env.runs_tests = env.runs_tests or runner is not None
             continue
         match = VERDICT_RE.match(line)
         if match:

@@ -88,10 +88,15 @@ class TallyTest(unittest.TestCase):
 
     def test_steps_other_than_commands_end_a_run(self):
         envs = self.tally('py3: commands[0]> stestr run\n - Passed: 3\n'
+                          '.pkg-cpython311: _optional_hooks> python x.py\n'
+                          ' - Passed: 5\n'
                           'functional: commands_pre[0]> os-brick-nvme-agent'
-                          ' hook install\n - Passed: 4\n')
+                          ' hook install\n - Passed: 4\n'
+                          'functional: commands[0]> stestr run\n'
+                          ' - Passed: 1\n')
+        self.assertEqual(['py3', 'functional'], list(envs))
         self.assertEqual((3, 0, 0), counts(envs['py3']))
-        self.assertEqual((0, 0, 0), counts(envs['functional']))
+        self.assertEqual((1, 0, 0), counts(envs['functional']))
 
     def test_runner_with_no_test_is_a_problem(self):
         envs = self.tally(

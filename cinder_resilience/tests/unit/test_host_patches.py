@@ -12,10 +12,13 @@
 
 """Each host patch: pinned upstream names, exact install and uninstall."""
 
+from unittest import mock
+
 from cinder import coordination as cinder_coordination
 import fixtures
 from oslo_concurrency import lockutils
 from oslotest import base
+from tooz import coordination as tooz_coordination
 
 from cinder_resilience import exception
 from cinder_resilience import host_patches
@@ -101,33 +104,47 @@ class ExternalLockRoutingTest(base.BaseTestCase):
             lockutils.external_lock('c', 'cinder-', self.path), 'lock'))
 
 
-class FollowCinderStopTest(base.BaseTestCase):
+class CinderCoordinatorRoutingTest(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
         self.addCleanup(host_patches.uninstall_all)
         self.upstream = cinder_coordination.COORDINATOR
         self.before = dict(vars(self.upstream))
+        self.made = []
 
-    def test_fires_once_then_instance_is_as_cinder_made_it(self):
-        calls = []
-        host_patches.FOLLOW_CINDER_STOP.install(lambda: calls.append(1))
-        self.assertIn('stop', vars(self.upstream))
-        self.upstream.stop()
-        self.assertEqual([1], calls)
+    def make_driver(self, url, member_id):
+        self.made.append((url, member_id))
+        return mock.sentinel.driver
+
+    def test_only_the_module_global_is_replaced_and_restored(self):
+        patch = host_patches.CINDER_COORDINATOR
+        patch.install(self.make_driver)
+        [record] = patch.replacements
+        self.assertIs(cinder_coordination, record.target)
+        self.assertIs(tooz_coordination, record.original)
+        shim = cinder_coordination.coordination
+        self.assertIsInstance(shim, host_patches.ToozForCinder)
+        # Every other name is tooz's own.
+        self.assertIs(tooz_coordination.ToozError, shim.ToozError)
         self.assertEqual(self.before, vars(self.upstream))
-        self.upstream.stop()
-        self.assertEqual([1], calls)
+        patch.uninstall()
+        self.assertIs(tooz_coordination, cinder_coordination.coordination)
 
-    def test_uninstall_without_firing(self):
-        host_patches.FOLLOW_CINDER_STOP.install(lambda: None)
-        host_patches.FOLLOW_CINDER_STOP.uninstall()
-        self.assertEqual(self.before, vars(self.upstream))
+    def test_routes_only_cinders_global_coordinator(self):
+        host_patches.CINDER_COORDINATOR.install(self.make_driver)
+        shim = cinder_coordination.coordination
+        member = ('cinder-' + self.upstream.agent_id).encode('ascii')
+        self.assertIs(mock.sentinel.driver,
+                      shim.get_coordinator('file:///x', member))
+        self.assertEqual([('file:///x', member)], self.made)
+        with mock.patch.object(tooz_coordination, 'get_coordinator') as get:
+            other = shim.get_coordinator('redis://h', b'cinder-other')
+        # Looked up at call time: tests that mock tooz still mock it.
+        self.assertIs(get.return_value, other)
+        get.assert_called_once_with('redis://h', b'cinder-other')
 
-    def test_restores_an_instance_attribute_it_replaced(self):
-        own = lambda: None  # noqa: E731
-        self.upstream.stop = own
-        self.addCleanup(vars(self.upstream).pop, 'stop', None)
-        host_patches.FOLLOW_CINDER_STOP.install(lambda: None)
-        host_patches.FOLLOW_CINDER_STOP.uninstall()
-        self.assertIs(own, vars(self.upstream)['stop'])
+    def test_synchronized_default_is_rendered_by_type(self):
+        self.assertEqual(
+            '(*lock_names, blocking=True, coordinator=<Coordinator>)',
+            host_patches.parameters_of(cinder_coordination.synchronized))

@@ -147,3 +147,19 @@ class TestGuestCommands(testtools.TestCase):
         inner = shlex.split(words[-1])
         self.assertIn('/v env/bin/python', inner)
         self.assertEqual(['--workdir', '/tmp/a b', 'fail'], inner[-3:])
+
+
+class TestMissingKernel(testtools.TestCase):
+    """The scenario tests turn a missing qemu into tests.missing()."""
+
+    def test_missing_qemu_fails_the_scenarios_under_ci(self):
+        self.useFixture(fixtures.EnvironmentVariable('CI', 'true'))
+        self.useFixture(fixtures.EnvironmentVariable('PATH', '/nonexistent'))
+        self.useFixture(fixtures.EnvironmentVariable(
+            test_scenarios.ENABLE_ENV))
+        for attr in ('results', 'error', 'fixture'):
+            self.useFixture(fixtures.MonkeyPatch(
+                'os_brick_nvme_agent.tests.functional_kernel.test_scenarios.'
+                '_Run.' + attr, None))
+        error = self.assertRaises(AssertionError, test_scenarios._Run.get)
+        self.assertIn('qemu-system-x86_64 is not installed', str(error))
