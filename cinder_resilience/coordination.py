@@ -135,18 +135,23 @@ class Lock(object):
 
     def release(self):
         """Release; True only if the lock was held all along until now."""
-        self._coordinator._held.discard(self)
-        was_lost = self.lost
+        coord = self._coordinator
+        coord._held.discard(self)
+        # A session lost while the release is under way (kazoo reconnects
+        # inside release() and calls the listeners meanwhile) still counts.
+        coord._releasing.add(self)
         try:
             released = self.tooz_lock.release()
         except Exception as exc:
             self.mark_lost('release failed: %s' % exc)
             self.acquired = False
             raise
+        finally:
+            coord._releasing.discard(self)
         if not released:
             self.mark_lost('the backend refused the release (not the owner)')
         self.acquired = False
-        return bool(released) and not was_lost
+        return bool(released) and not self.lost
 
     @property
     def fencing_token(self):
@@ -228,6 +233,7 @@ class Coordinator(object):
         # Plain set operations are atomic under the GIL; the keeper thread
         # only ever takes a snapshot (held_locks) or tests membership.
         self._held = set()
+        self._releasing = set()
         self.lease_seconds = None
         self.timeout_errors = ()
         self._stopping = threading.Event()
@@ -334,7 +340,7 @@ class Coordinator(object):
         return lock in self._held
 
     def _session_lost(self, reason):
-        for lock in self.held_locks():
+        for lock in self.held_locks() + list(self._releasing):
             lock.mark_lost(reason)
 
 
