@@ -114,6 +114,7 @@ class Coordinator(object):
         # Plain set operations are atomic under the GIL; the keeper thread
         # only ever takes a snapshot (held_locks) or tests membership.
         self._held = set()
+        self._releasing = set()
         self.lease_seconds = None
         self.timeout_errors = ()
         self.unreachable_errors = ()
@@ -287,7 +288,7 @@ class Coordinator(object):
         return lock in self._held
 
     def _session_lost(self, reason):
-        for lock in self.held_locks():
+        for lock in self.held_locks() + list(self._releasing):
             lock.mark_lost(reason)
 
 

@@ -119,18 +119,23 @@ class Lock(object):
 
     def release(self):
         """Release; True only if the lock was held all along until now."""
-        self._coordinator._held.discard(self)
-        was_lost = self.lost
+        coord = self._coordinator
+        coord._held.discard(self)
+        # A session lost while the release is under way (kazoo reconnects
+        # inside release() and calls the listeners meanwhile) still counts.
+        coord._releasing.add(self)
         try:
             released = self.tooz_lock.release()
         except Exception as exc:
             self.mark_lost('release failed: %s' % exc)
             self.acquired = False
             raise
+        finally:
+            coord._releasing.discard(self)
         if not released:
             self.mark_lost('the backend refused the release (not the owner)')
         self.acquired = False
-        return bool(released) and not was_lost
+        return bool(released) and not self.lost
 
     @property
     def fencing_token(self):

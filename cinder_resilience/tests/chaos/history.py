@@ -180,6 +180,19 @@ def double_grants(acqs, faults, tolerance):
     return found, worst
 
 
+def events_of(acqs, pid):
+    """Acquire, write, release and lost times recorded by ``pid``."""
+    for acq in acqs:
+        if acq.pid != pid:
+            continue
+        yield {'t': acq.t}
+        for write in acq.writes:
+            yield write
+        for t in (acq.lost, acq.end):
+            if t is not None:
+                yield {'t': t}
+
+
 def pause_trials(acqs, faults, lease):
     trials = []
     for fault in faults:
@@ -187,8 +200,16 @@ def pause_trials(acqs, faults, lease):
             continue
         held = [a for a in acqs if a.pid == fault['pid']
                 and a.active_at(fault['t'])]
-        trial = {'pid': fault['pid'], 'held': bool(held),
-                 'paused_for': round(fault['until'] - fault['t'], 3)}
+        ran = [e for e in events_of(acqs, fault['pid'])
+               if fault['t'] < e['t'] < fault['until']]
+        trial = {'pid': fault['pid'], 'paused_for': round(
+            fault['until'] - fault['t'], 3)}
+        if ran:
+            # Something resumed it early: not a pause trial.
+            trial.update(held=False, invalid='ran during the pause')
+            trials.append(trial)
+            continue
+        trial['held'] = bool(held)
         if held and held[0].lost is not None:
             latency = held[0].lost - fault['until']
             trial['reported_after_resume'] = round(latency, 3)

@@ -67,8 +67,12 @@ class Workers(object):
         ns = self.netns_for.get(worker)
         if ns:
             argv = ['ip', 'netns', 'exec', ns] + argv
+        # Its own session: when the process group it would otherwise share
+        # with the caller becomes orphaned, the kernel sends SIGCONT to
+        # every stopped member, which would end a pause trial early.
         proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL,
+                                start_new_session=True)
         self.procs[proc.pid] = (worker, proc)
 
     def pids(self):

@@ -90,6 +90,15 @@ class CheckerTest(testtools.TestCase):
         self.assertEqual(1, result['pause_trials'])
         self.assertEqual(0, result['lost_lock_detected_within_lease'])
 
+    def test_holder_that_ran_during_its_pause_is_no_trial(self):
+        events = [acquire(1, 1, 1, 10),
+                  fault(1.2, 'pause_holder', 1, until=7.2),
+                  write(2.0, 1, 1, 10, True), release(2.1, 1, 1)]
+        result = history.check(events, [], lease=2)
+        self.assertEqual(0, result['pause_trials'])
+        self.assertEqual('ran during the pause',
+                         result['pause_details'][0]['invalid'])
+
     def test_told_too_late(self):
         events = [acquire(1, 1, 1, 10),
                   fault(1.2, 'pause_holder', 1, until=7.2),

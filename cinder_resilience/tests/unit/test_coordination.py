@@ -176,6 +176,23 @@ class LockTest(CoordinationTestCase):
         self.assertFalse(held[0].release())
         self.assertTrue(spare.acquire(blocking=False))
 
+    def test_session_lost_during_release_is_reported(self):
+        # kazoo's release swallows NoNodeError: after a pause past the
+        # session timeout it reconnects and "releases" a node that is gone,
+        # calling the session listeners while release() is under way.
+        lock = self.coord.get_lock('e')
+        lock.acquire()
+        original = lock.tooz_lock.release
+
+        def release_after_session_loss():
+            self.coord._session_lost('zookeeper session suspended')
+            return original()
+
+        lock.tooz_lock.release = release_after_session_loss
+        self.assertFalse(lock.release())
+        self.assertEqual([lock], self.lost)
+        self.assertIn('zookeeper session suspended', lock.lost_reason)
+
     def test_broken_callback_does_not_stop_others(self):
         lock = self.coord.get_lock('d')
         lock.add_lost_callback(mock.Mock(side_effect=RuntimeError('boom')))
