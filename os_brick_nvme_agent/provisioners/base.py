@@ -71,6 +71,21 @@ class Provisioner(abc.ABC):
         :raises MalformedReply: it answered something unusable.
         """
 
+    def send_event(self, event):
+        """Tell the provisioner what happened to one of its volumes.
+
+        Called with the journal's volume events (``fault_seen``: the volume
+        is degraded; ``resync_done``: a replica is back in sync). Plugins
+        whose backend keeps a host event log override it; the default
+        does nothing.
+
+        :param event: the journal entry (``event``, ``volume``,
+            ``replica``, ``nqn``, ``time``).
+        :returns: True if the provisioner took the event.
+        :raises NVMeAgentException: it could not be delivered.
+        """
+        return False
+
     @abc.abstractmethod
     def get_replica_set(self, volume_id):
         """Return the replicas of a volume.
