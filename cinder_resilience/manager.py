@@ -372,7 +372,8 @@ class DriverReinitMixin:
 
     def _reinit_start_cleanup(self):
         """Clean dead cluster members periodically (member_cleanup)."""
-        if not (self.cluster and CONF.dead_member_cleanup):
+        if not (self.cluster and CONF.dead_member_cleanup and
+                self.driver.initialized):
             return
         coordinator = self._cleanup_coordinator()
         if coordinator is None or self._cleanup_loop is not None:

@@ -74,9 +74,10 @@ REINIT_OPTS = [
                 default=DEFAULT_PERMANENT_ERRORS,
                 help='Dotted class names of exceptions that make a failed '
                      'driver start permanent: when do_setup or '
-                     'check_for_setup_error raises one of these (or an '
-                     'exception caused by one), the service stops retrying '
-                     'at once and logs one ERROR. Subclasses match. Every '
+                     'check_for_setup_error still raises one of these (or an '
+                     'exception caused by one) after the reinit_driver_count '
+                     'counted retries, no background probing follows and one '
+                     'ERROR is logged. Subclasses match. Every '
                      'name must be importable, otherwise the service refuses '
                      'to start. Add for instance '
                      'cinder.exception.NotAuthorized to treat rejected '

@@ -117,7 +117,6 @@ class LateBackendTest(base.BaseTestCase):
         took = ours.stop(timeout=15)
         self.assertLess(took, 3.0)
 
-
     def test_bad_option_stops_the_service_once(self):
         # cinder-volume builds the manager in its parent process: a bad
         # option ends it there, before any worker is forked and respawned.
