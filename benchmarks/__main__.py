@@ -21,7 +21,8 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ('cinder_reinit', 'ironic_locking', 'coordination', 'nvme_agent')
+BENCHMARKS = ('cinder_reinit', 'ironic_locking', 'coordination', 'nvme_agent',
+              'lock_failover')
 
 
 def _parse_args(argv):
