@@ -126,6 +126,17 @@ COORDINATION_OPTS = [
                  help='Longest wait, in seconds, between two attempts to '
                       'reach the coordination backend. A held lock is still '
                       'reported lost when its lease runs out meanwhile.'),
+    cfg.IntOpt('lease_heartbeats',
+               default=3, min=2, max=60,
+               help='Lease of a distributed lock, in heartbeats: a lock '
+                    'whose holder died (SIGKILL, power loss, partition) '
+                    'becomes free after about heartbeat x lease_heartbeats '
+                    'seconds, rounded up to whole seconds. It is passed to '
+                    'the backend as the lock_timeout option of redis and '
+                    'etcd URLs and the session timeout option of zookeeper '
+                    'URLs, unless backend_url already sets that option. '
+                    'ZooKeeper servers bound session timeouts to between 2 '
+                    'and 20 tickTime.'),
     cfg.BoolOpt('route_external_locks',
                 default=False,
                 help='Serve cinder\'s external (inter-process) locks, taken '

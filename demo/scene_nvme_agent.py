@@ -59,8 +59,10 @@ def _configure(root, sim):
     # The privileged commands read the global CONF, as in a privsep daemon.
     conf = cfg.CONF
     opts.register_opts(conf)
+    # The fake mdadm and nvme are found on PATH, as root's are.
+    os.environ['PATH'] = (os.path.dirname(sim.mdadm) + os.pathsep
+                          + os.environ.get('PATH', ''))
     values = {'root_dir': root, 'state_dir': os.path.join(root, 'state'),
-              'mdadm_path': sim.mdadm, 'nvme_path': sim.nvme,
               'grace_period': float(GRACE), 'report_interval': 60.0,
               'connect_interval': 1.0, 'privsep_in_process': True}
     for name, value in values.items():
@@ -88,7 +90,7 @@ class _Clock(object):
 
 
 def _service(conf, clock):
-    from os_brick_nvme_agent.cmd import agent
+    from os_brick_nvme_agent import daemon
     from os_brick_nvme_agent import service
 
     class NarratingService(service.AgentService):
@@ -96,7 +98,7 @@ def _service(conf, clock):
             print('    agent -> %s' % _describe(action))
             super()._apply(action)
 
-    built = agent.build_service(conf)
+    built = daemon.build_service(conf)
     return NarratingService(conf, built.provisioner, built.executor,
                             built.store, built.snapshot, built.watcher,
                             clock=clock)

@@ -48,7 +48,7 @@ from typing import Mapping, Optional
 from os_brick_nvme_agent import model
 from os_brick_nvme_agent import state as state_mod
 
-__all__ = ['EngineConfig', 'reconcile']
+__all__ = ['EngineConfig', 'reconcile', 'grace_wait']
 
 _LS = model.LegState
 _RS = model.ReplicaState
@@ -127,10 +127,38 @@ def reconcile(host: model.HostState,
         if replica_set.generation < record.generation:
             continue        # stale answer: trust what we saw before
         view = _View(volume_id, array, host, replica_set)
-        volume_actions, record = _reconcile_volume(view, record, now, config)
+        volume_actions, record = _reconcile_volume(
+            view, record, now, volume_config(replica_set, config))
         actions.extend(volume_actions)
         new_state = new_state.with_volume(record)
     return actions, new_state
+
+
+def volume_config(replica_set, config):
+    """The volume's own grace period, when its provisioner gives one."""
+    grace = getattr(replica_set, 'grace_period', None)
+    if grace is None or grace == config.grace_period:
+        return config
+    return dataclasses.replace(config, grace_period=float(grace))
+
+
+def grace_wait(state, now, config):
+    """Seconds until the next running grace period ends, or None.
+
+    Only the replicas whose grace period is still running count; one that
+    ran out already is paced by ``request_interval``, not by this wait.
+    Each volume's own grace period (recorded from its replica set) is
+    used where it has one.
+    """
+    waits = []
+    for volume in state.volumes:
+        grace = (config.grace_period if volume.grace_period is None
+                 else volume.grace_period)
+        waits.extend(rec.faulty_since + grace - now
+                     for rec in volume.replicas
+                     if rec.faulty_since is not None
+                     and rec.faulty_since + grace > now)
+    return min(waits) if waits else None
 
 
 def _volume_key(md_name, replica_sets):
@@ -207,7 +235,8 @@ def _reconcile_volume(view, record, now, config):
     record = dataclasses.replace(
         record, generation=view.replica_set.generation,
         replicas=tuple(records), retiring=tuple(sorted(retiring)),
-        pending=tuple(state_mod.action_to_dict(a) for a in actions))
+        pending=tuple(actions),
+        grace_period=getattr(view.replica_set, 'grace_period', None))
     return actions, record
 
 

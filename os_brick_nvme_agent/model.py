@@ -133,6 +133,10 @@ class ReplicaSet:
     volume_id: str                  # the alias os-brick gave the MD array
     generation: int
     replicas: tuple = ()            # tuple[Replica, ...]
+    # Seconds a replica of this volume may stay out of sync before it is
+    # replaced, when the provisioner says (KumoScale maxReplicaDownTime);
+    # None: [nvme_agent] grace_period.
+    grace_period: Optional[float] = None
 
 
 # Actions: what the engine decides, what the executor and the provisioner

@@ -59,11 +59,6 @@ AGENT_OPTS = [
     cfg.StrOpt('root_dir', default='/',
                help='Prefix under which /proc, /sys and /dev are read. '
                     'Only tests and the simulated host change it.'),
-    cfg.StrOpt('mdadm_path', default='mdadm',
-               help='mdadm executable run by the privileged helper.'),
-    cfg.StrOpt('nvme_path', default='nvme',
-               help='nvme (nvme-cli) executable run by the privileged '
-                    'helper.'),
     cfg.IntOpt('ctrl_loss_tmo', default=60, min=-1, max=86400,
                help='--ctrl-loss-tmo given to nvme connect for replacement '
                     'replicas: seconds the kernel keeps reconnecting before '
@@ -92,6 +87,32 @@ AGENT_OPTS = [
                help='Python interpreter the os-brick hook uses to start '
                     'the daemon. Defaults to the interpreter of the process '
                     'that runs os-brick.'),
+    cfg.StrOpt('start_method', default='auto',
+               choices=[('auto', 'systemd where systemd is PID 1, else '
+                                 'detach'),
+                        ('systemd', 'systemctl start <systemd_unit>'),
+                        ('detach', 'run the launcher, which detaches the '
+                                   'agent into its own session and '
+                                   'cgroup')],
+               help='How the os-brick hook starts the agent.'),
+    cfg.StrOpt('systemd_unit', default='os-brick-nvme-agent.service',
+               regex=r'^[A-Za-z0-9:_.@-]+\.service$',
+               help='Unit the os-brick hook starts where systemd runs the '
+                    'host (start_method auto or systemd).'),
+    cfg.StrOpt('cgroup', default='os-brick-nvme-agent',
+               regex=r'^([A-Za-z0-9_.-]+)?$',
+               help='cgroup v2 group (directly under the root of the '
+                    'hierarchy) a detached agent moves into, so that '
+                    'stopping the service that started it does not stop '
+                    'it. Empty: stay in the caller\'s cgroup.'),
+    cfg.IntOpt('journal_max_events', default=1000, min=10, max=1000000,
+               help='Events the journal (<state_dir>/events.jsonl) keeps; '
+                    'older ones are dropped.'),
+    cfg.StrOpt('metrics_file',
+               help='When set, the agent writes its metrics to this file '
+                    'in the node_exporter textfile format after every '
+                    'pass (e.g. /var/lib/node_exporter/textfile/'
+                    'os_brick_nvme_agent.prom).'),
     cfg.BoolOpt('privsep_in_process', default=False,
                 help='Run privileged commands inside the agent process '
                      'instead of a privsep daemon. Only for tests and the '
@@ -103,6 +124,23 @@ AGENT_OPTS = [
 def register_opts(conf):
     """Register the agent options on ``conf`` (idempotent)."""
     conf.register_opts(AGENT_OPTS, group=GROUP)
+
+
+def check(conf):
+    """Read every ``[nvme_agent]`` option now, so a bad value fails at start.
+
+    oslo.config checks a value from a file only when it is read.
+
+    :raises oslo_config.cfg.Error: naming the option and the file.
+    """
+    group = getattr(conf, GROUP)
+    for opt in AGENT_OPTS:
+        getattr(group, opt.dest)
+    if group.provisioner_backoff_initial > group.provisioner_backoff_max:
+        raise cfg.Error('[nvme_agent] provisioner_backoff_initial (%s) is '
+                        'greater than provisioner_backoff_max (%s)' % (
+                            group.provisioner_backoff_initial,
+                            group.provisioner_backoff_max))
 
 
 def _provisioner_opts():

@@ -75,7 +75,8 @@ class VolumeRecord:
     generation: int = 0             # highest replica-set generation seen
     replicas: tuple = ()            # tuple[ReplicaRecord, ...]
     retiring: tuple = ()            # NQNs of retired legs to disconnect
-    pending: tuple = ()             # actions decided by the last pass
+    pending: tuple = ()             # model.Action objects of the last pass
+    grace_period: Optional[float] = None    # the provisioner's, if any
 
     def replica(self, replica_id):
         for record in self.replicas:
@@ -108,8 +109,8 @@ class AgentState:
 
     def pending_actions(self):
         """All actions the last reconcile pass decided, in order."""
-        return [action_from_dict(item)
-                for volume in self.volumes for item in volume.pending]
+        return [action for volume in self.volumes
+                for action in volume.pending]
 
 
 # Serialisation of actions (the "pending step") ---------------------------
@@ -173,19 +174,21 @@ def _volume_to_dict(volume):
             'replicas': [{name: getattr(r, name) for name in _RECORD_FIELDS}
                          for r in volume.replicas],
             'retiring': list(volume.retiring),
-            'pending': list(volume.pending)}
+            'pending': [action_to_dict(a) for a in volume.pending],
+            'grace_period': volume.grace_period}
 
 
 def _volume_from_dict(data):
     replicas = tuple(ReplicaRecord(**item) for item in data['replicas'])
-    pending = tuple(data.get('pending', ()))
-    for item in pending:
-        action_from_dict(item)      # validate now, not when displayed
+    pending = tuple(action_from_dict(item)
+                    for item in data.get('pending', ()))
+    grace = data.get('grace_period')
     return VolumeRecord(volume_id=str(data['volume_id']),
                         generation=int(data['generation']),
                         replicas=replicas,
                         retiring=tuple(str(n) for n in data['retiring']),
-                        pending=pending)
+                        pending=pending,
+                        grace_period=None if grace is None else float(grace))
 
 
 def dumps(state):

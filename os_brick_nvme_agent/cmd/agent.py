@@ -10,27 +10,37 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""``os-brick-nvme-agent``: the daemon, its status table and the hook.
+"""``os-brick-nvme-agent``: the daemon, its status, its journal, the hook.
 
 Usage::
 
     os-brick-nvme-agent [run] [--detach] [--config-file FILE ...]
     os-brick-nvme-agent status [--config-file FILE ...]
+    os-brick-nvme-agent events [--volume ID] [--last N] [--config-file ...]
     os-brick-nvme-agent hook install|remove|status [--dir SITE_DIR]
 
 Without ``--config-file`` the agent reads
 ``/etc/os-brick-nvme-agent/agent.conf`` when it exists.
+
+``run`` checks everything it can before it serves: the options, the log
+destination, its dependencies, the state directory and the provisioner
+plugin. A failure is one line on stderr (and in the log, once logging is
+set up) and exit status 2; with ``--detach`` this happens before the
+fork, so the caller (the os-brick hook) sees it.
 """
 
-import errno
-import fcntl
-import functools
+import importlib.util
 import os
 import signal
 import sys
-import time
 
-COMMANDS = ('run', 'status', 'hook')
+COMMANDS = ('run', 'status', 'events', 'hook')
+EXTRA_HINT = ("os-brick-nvme-agent: os-brick is not installed: install "
+              "openstack-resilience[os-brick]\n")
+
+
+class StartError(Exception):
+    """The agent cannot start; the message is the one line shown."""
 
 
 def split_command(argv):
@@ -40,25 +50,12 @@ def split_command(argv):
     return 'run', list(argv)
 
 
-def detach():
-    """Become a daemon: new session, fork, the parent exits at once.
-
-    The os-brick hook starts us in a new session already; the fork makes
-    the daemon a non-leader that can never acquire a terminal, and lets the
-    hook reap its child at once.
-    """
-    if os.getsid(0) != os.getpid():
-        os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    if null > 2:
-        os.close(null)
-
-
 def load_conf(argv, conf=None):
+    """Parse the command line and the config files.
+
+    :raises StartError: a file is missing, unparsable, or an option of
+        ``[nvme_agent]`` has an invalid value.
+    """
     from oslo_config import cfg
     from oslo_log import log as logging
 
@@ -68,216 +65,189 @@ def load_conf(argv, conf=None):
     logging.register_options(conf)
     opts.register_opts(conf)
     default = hook.config_file()
-    conf(argv, project='os-brick-nvme-agent',
-         default_config_files=[default] if os.path.exists(default) else [])
+    try:
+        conf(argv, project='os-brick-nvme-agent',
+             default_config_files=[default] if os.path.exists(default)
+             else [])
+        opts.check(conf)
+    except cfg.Error as exc:
+        raise StartError(str(exc))
     return conf
 
 
-def acquire_pid_lock(state_dir, attempts=20, wait=None):
-    """Hold the single-instance lock; None if another agent holds it.
+def check_dependencies():
+    """The daemon's libraries beyond the base requirements.
 
-    A checker (the os-brick hook, ``status``) holds a shared lock for an
-    instant; a few short retries keep such a check from turning away the
-    only agent that is starting.
+    :raises StartError: naming what to install.
     """
-    from os_brick_nvme_agent import hook
-    wait = wait or time.sleep
-    # Readable by the services whose hook checks the lock (e.g. nova).
-    os.makedirs(state_dir, mode=0o755, exist_ok=True)
-    fd = os.open(hook.pid_file(state_dir), os.O_RDWR | os.O_CREAT, 0o644)
-    for attempt in range(attempts):
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                os.close(fd)
-                raise
-            if attempt == attempts - 1:
-                os.close(fd)
-                return None
-            wait(0.05)
-    os.ftruncate(fd, 0)
-    os.write(fd, b'%d\n' % os.getpid())
-    return fd
+    for module in ('cotyledon', 'futurist'):
+        if importlib.util.find_spec(module) is None:
+            raise StartError(
+                "oslo.service's threading backend is not installed (no "
+                "module %s): install 'oslo.service[threading]>=4.2' or "
+                "openstack-resilience[os-brick]" % module)
+    from oslo_service import backend
+    if not hasattr(backend, 'BackendType') or not hasattr(
+            backend.BackendType, 'THREADING'):
+        raise StartError("oslo.service is older than 4.2 and has no "
+                         "threading backend: install "
+                         "'oslo.service[threading]>=4.2'")
+
+
+def setup_logging(conf, detach):
+    """Set up oslo.log; a detached agent must log somewhere."""
+    from oslo_log import log as logging
+    if detach and not (conf.log_file or conf.use_syslog or
+                       conf.use_journal):
+        raise StartError('a detached agent has no terminal: set [DEFAULT] '
+                         'log_file, use_syslog or use_journal in the agent '
+                         'config file')
+    try:
+        logging.setup(conf, 'os-brick-nvme-agent')
+    except OSError as exc:
+        raise StartError('cannot open the log (%s): %s' % (
+            conf.log_file or 'syslog', exc))
 
 
 def build_service(conf):
-    from os_brick_nvme_agent import executor
-    from os_brick_nvme_agent.host import snapshot
-    from os_brick_nvme_agent.host import watcher
-    from os_brick_nvme_agent import privileged
-    from os_brick_nvme_agent.privileged import commands
-    from os_brick_nvme_agent import provisioners
-    from os_brick_nvme_agent import service
-    from os_brick_nvme_agent import state
+    from os_brick_nvme_agent import daemon
+    return daemon.build_service(conf)
+
+
+def acquire_pid_lock(state_dir, attempts=20, wait=None):
+    """Take the single-instance lock and record our pid in it.
+
+    For tools that serve the agent in their own process (the kernel
+    benchmark); ``run`` takes the lock before it forks and records the
+    daemon's pid after.
+    """
+    from os_brick_nvme_agent import pidlock
+    fd = pidlock.acquire(state_dir, attempts, wait)
+    if fd is not None:
+        pidlock.write_pid(fd)
+    return fd
+
+
+def prepare(argv, conf=None):
+    """Everything ``run`` checks before it serves.
+
+    :returns: (conf, lock fd or None, service or None).
+    :raises StartError: on the first problem found.
+    """
+    detach = '--detach' in argv
+    conf = load_conf([arg for arg in argv if arg != '--detach'], conf)
+    setup_logging(conf, detach)
     group = conf.nvme_agent
-    if group.privsep_in_process:
-        privileged.default.set_client_mode(False)
-    snap = functools.partial(snapshot.read_host_state, group.root_dir)
-    return service.AgentService(
-        conf, provisioner=provisioners.load(group.provisioner, conf),
-        executor=executor.Executor(conf, commands, snap),
-        store=state.StateStore(os.path.join(group.state_dir, 'state.json')),
-        snapshot=snap,
-        watcher=watcher.Watcher(group.root_dir, group.poll_interval))
-
-
-def run(argv, conf=None):
-    detach_requested = '--detach' in argv
-    argv = [arg for arg in argv if arg != '--detach']
-    if detach_requested:
-        detach()
-    from oslo_log import log as logging
-    conf = load_conf(argv, conf)
-    logging.setup(conf, 'os-brick-nvme-agent')
-    log = logging.getLogger(__name__)
-    if not conf.nvme_agent.enabled:
-        log.info('[nvme_agent] enabled is false: nothing to do')
-        return 0
-    lock_fd = acquire_pid_lock(conf.nvme_agent.state_dir)
-    if lock_fd is None:
-        log.info('Another NVMe-oF healing agent is running')
-        return 0
+    if not group.enabled:
+        return conf, None, None
+    check_dependencies()
     from os_brick_nvme_agent import exception
-    from os_brick_nvme_agent import service
+    from os_brick_nvme_agent import pidlock
     try:
-        agent = build_service(conf)
-    except (exception.ProvisionerNotFound, exception.ProvisionerError) as exc:
-        # A configuration mistake: one clear line naming the option, no
-        # traceback, and a non-zero exit the init system can see.
-        log.error('Cannot start the NVMe-oF healing agent: %s', exc)
+        lock_fd = pidlock.acquire(group.state_dir)
+    except OSError as exc:
+        raise StartError('[nvme_agent] state_dir %s: %s' % (
+            group.state_dir, exc))
+    if lock_fd is None:
+        return conf, None, None
+    pidlock.write_pid(lock_fd)  # the launcher's; the daemon's after fork
+    try:
+        return conf, lock_fd, build_service(conf)
+    except (exception.ProvisionerNotFound,
+            exception.ProvisionerError) as exc:
         os.close(lock_fd)
-        return 2
+        raise StartError(str(exc))
+    except Exception:
+        os.close(lock_fd)
+        raise
+
+
+def _fail(message, err):
+    from oslo_log import log as logging
+    logging.getLogger(__name__).error(
+        'Cannot start the NVMe-oF healing agent: %s', message)
+    err.write('os-brick-nvme-agent: error: %s\n' % message)
+    return 2
+
+
+def run(argv, conf=None, err=None):
+    err = err or sys.stderr
+    try:
+        conf, lock_fd, agent = prepare(argv, conf)
+    except StartError as exc:
+        return _fail(str(exc), err)
+    from oslo_log import log as logging
+    log = logging.getLogger(__name__)
+    if agent is None:
+        log.info('[nvme_agent] enabled is false: nothing to do'
+                 if not conf.nvme_agent.enabled
+                 else 'Another NVMe-oF healing agent is running')
+        return 0
+    if '--detach' in argv:
+        from os_brick_nvme_agent import daemonize
+        daemonize.move_out(conf.nvme_agent.cgroup)
+        daemonize.detach()
+        from os_brick_nvme_agent import pidlock
+        pidlock.write_pid(lock_fd)
+    return serve(conf, agent, lock_fd, log)
+
+
+def serve(conf, agent, lock_fd, log):
+    from oslo_service import systemd
+
+    from os_brick_nvme_agent import service
     launcher = service.service.Launcher(conf)
     launcher.launch_service(agent)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_args: launcher.stop())
     # No terminal, nothing to reload: a stray SIGHUP must not kill it.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    systemd.notify_once()   # Type=notify units: started and checked
     launcher.wait()
     log.info('NVMe-oF healing agent stopped')
     os.close(lock_fd)
     return 0
 
 
-# The status table -----------------------------------------------------------
-
-def read_state(path):
-    """(AgentState or None, note) without modifying the file."""
-    from os_brick_nvme_agent import state
+def _conf_or_fail(argv, err):
     try:
-        with open(path, encoding='utf-8') as handle:
-            return state.loads(handle.read()), ''
-    except FileNotFoundError:
-        return None, 'no state file yet (%s)' % path
-    except (OSError, ValueError) as exc:
-        return None, 'state file unreadable: %s' % exc
+        return load_conf(argv)
+    except StartError as exc:
+        err.write('os-brick-nvme-agent: error: %s\n' % exc)
+        return None
 
 
-def _age(now, since):
-    return '-' if since is None else '%ds' % max(0, now - since)
-
-
-def leg_rows(host, agent_state, now):
-    """One row per leg: array, volume, slot, device, state, NQN, replica."""
-    rows = []
-    for array in host.arrays:
-        volume_id = (array.md_name or '').split(':', 1)[-1]
-        record = agent_state.volume(volume_id) if agent_state else None
-        by_nqn = {r.nqn: r for r in (record.replicas if record else ())}
-        for leg in sorted(array.legs, key=lambda item: (
-                item.slot is None, item.slot or 0)):
-            rec = by_nqn.get(leg.subsysnqn)
-            rows.append((array.name, array.md_name or '-',
-                         '-' if leg.slot is None else str(leg.slot),
-                         leg.device or '-', leg.state.value,
-                         leg.subsysnqn or '-',
-                         rec.replica_id if rec else '-',
-                         _age(now, rec.faulty_since) if rec else '-'))
-    return rows
-
-
-def pending_rows(agent_state):
-    from os_brick_nvme_agent import state
-    rows = []
-    for record in (agent_state.volumes if agent_state else ()):
-        for item in record.pending:
-            action = state.action_from_dict(item)
-            detail = {k: v for k, v in item.items()
-                      if k not in ('type', 'volume_id', 'replica')}
-            if 'replica' in item:
-                detail['replica'] = item['replica'].get('id')
-            rows.append((record.volume_id, type(action).__name__,
-                         ' '.join('%s=%s' % kv for kv in sorted(
-                             detail.items()))))
-    return rows
-
-
-def table(header, rows):
-    widths = [max(len(str(cell)) for cell in column)
-              for column in zip(header, *rows)]
-    lines = ['  '.join(str(cell).ljust(width)
-                       for cell, width in zip(row, widths)).rstrip()
-             for row in [header] + list(rows)]
-    return '\n'.join(lines) + '\n'
-
-
-def render_status(host, agent_state, now, running, note=''):
-    text = 'agent: %s\n' % ('running' if running else 'not running')
-    if note:
-        text += 'state: %s\n' % note
-    text += '\n' + table(('ARRAY', 'VOLUME', 'SLOT', 'DEVICE', 'LEG STATE',
-                          'NQN', 'REPLICA', 'OUT FOR'),
-                         leg_rows(host, agent_state, now))
-    pending = pending_rows(agent_state)
-    text += '\npending actions: %s\n' % (len(pending) or 'none')
-    if pending:
-        text += table(('VOLUME', 'ACTION', 'DETAIL'), pending)
-    return text
-
-
-def status(argv, out=sys.stdout, conf=None):
-    from os_brick_nvme_agent import hook
-    from os_brick_nvme_agent.host import snapshot
-    conf = load_conf(argv, conf)
-    group = conf.nvme_agent
-    agent_state, note = read_state(os.path.join(group.state_dir,
-                                                'state.json'))
-    host = snapshot.read_host_state(group.root_dir)
-    out.write(render_status(host, agent_state, time.time(),
-                            hook.is_running(group.state_dir), note))
-    return 0
-
-
-def hook_command(argv, out=sys.stdout):
-    from os_brick_nvme_agent import hook
-    if not argv or argv[0] not in ('install', 'remove', 'status'):
-        out.write('usage: os-brick-nvme-agent hook install|remove|status '
-                  '[--dir SITE_DIR]\n')
+def main(argv=None, err=None):
+    err = err or sys.stderr
+    if importlib.util.find_spec('os_brick') is None:
+        err.write(EXTRA_HINT)
         return 2
-    directory = argv[argv.index('--dir') + 1] if '--dir' in argv else None
-    if argv[0] == 'install':
-        out.write('installed %s\n' % hook.install_pth(directory))
-    elif argv[0] == 'remove':
-        path = hook.remove_pth(directory)
-        out.write('removed %s\n' % path if path else 'not installed\n')
-    else:
-        path, importable = hook.hook_status(directory)
-        out.write('pth file: %s\nos_brick.initiator.connectors.nvmeof_agent '
-                  'importable: %s\n' % (path or 'absent',
-                                        'yes' if importable else 'no'))
-        return 0 if importable else 1
-    return 0
-
-
-def main(argv=None):
     command, rest = split_command(sys.argv[1:] if argv is None else argv)
-    if command == 'status':
-        return status(rest)
     if command == 'hook':
-        return hook_command(rest)
-    return run(rest)
+        from os_brick_nvme_agent import hook_install
+        return hook_install.command(rest)
+    if command == 'run':
+        return run(rest, err=err)
+    from os_brick_nvme_agent.cmd import status
+    conf = _conf_or_fail(_without_values(rest, ('--volume', '--last')), err)
+    if conf is None:
+        return 2
+    if command == 'status':
+        return status.command(conf)
+    return status.events_command(conf, rest)
+
+
+def _without_values(argv, names):
+    """argv without ``NAME VALUE`` pairs for the given option names."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        else:
+            out.append(arg)
+    return out
 
 
 if __name__ == '__main__':

@@ -15,9 +15,8 @@
 Arrays come from ``/proc/mdstat`` (or, if it cannot be read, from the
 ``md*`` entries of ``/sys/block``); their details from md sysfs; the
 metadata name os-brick gave an array from its ``/dev/md/<name>`` link
-(or ``/run/mdadm/map``, or an optional ``mdadm --detail --export``
-reader). An array whose attributes cannot all be read is left out of the
-snapshot: the engine then leaves it alone this pass.
+(or ``/run/mdadm/map``). An array whose attributes cannot all be read is
+left out of the snapshot: the engine then leaves it alone this pass.
 """
 
 import os
@@ -26,7 +25,6 @@ from oslo_log import log as logging
 
 from os_brick_nvme_agent.host import fabrics
 from os_brick_nvme_agent.host import md_sysfs
-from os_brick_nvme_agent.host import mdadm_detail
 from os_brick_nvme_agent.host import mdstat
 from os_brick_nvme_agent.host import sysfs
 from os_brick_nvme_agent import model
@@ -130,19 +128,10 @@ def _array_names(root):
         return []
 
 
-def _md_name(name, links, mdmap, detail):
+def _md_name(name, links, mdmap):
     if name in links:
         return links[name]
-    if mdmap.get(name, (None, None))[1]:
-        return mdmap[name][1]
-    if detail is not None:
-        try:
-            return mdadm_detail.parse_detail_export(detail(name)).md_name
-        except Exception:
-            # A failing optional reader only costs the name: the array is
-            # then reported without one and left alone by the engine.
-            LOG.exception('Cannot read the metadata name of %s', name)
-    return None
+    return mdmap.get(name, (None, None))[1]
 
 
 def _usable(md):
@@ -151,7 +140,7 @@ def _usable(md):
             md.array_state is not None)
 
 
-def _read_array(root, name, links, mdmap, detail):
+def _read_array(root, name, links, mdmap):
     md = md_sysfs.read_md_dir(os.path.join(root, 'sys/block', name, 'md'),
                               name)
     if not _usable(md):
@@ -161,7 +150,7 @@ def _read_array(root, name, links, mdmap, detail):
     namespaces = {member.device: fabrics.read_namespace(root, member.device)
                   for member in md.members}
     return model.Array(
-        name=name, md_name=_md_name(name, links, mdmap, detail),
+        name=name, md_name=_md_name(name, links, mdmap),
         uuid=mdmap.get(name, (None, None))[0], level=md.level or '',
         raid_disks=md.raid_disks, degraded=md.degraded,
         array_state=md.array_state,
@@ -169,12 +158,10 @@ def _read_array(root, name, links, mdmap, detail):
         legs=build_legs(md, namespaces))
 
 
-def read_host_state(root='/', detail=None):
+def read_host_state(root='/'):
     """Snapshot the MD arrays and NVMe-oF controllers of the host.
 
     :param root: prefix of /proc, /sys, /dev and /run (tests use a tree).
-    :param detail: optional callable(kernel name) -> ``mdadm --detail
-        --export`` text, used for arrays that have no /dev/md link.
     :returns: :class:`model.HostState`.
     """
     links = _md_links(root)
@@ -182,7 +169,7 @@ def read_host_state(root='/', detail=None):
         sysfs.read(os.path.join(root, 'run/mdadm/map')))
     arrays = []
     for name in _array_names(root):
-        array = _read_array(root, name, links, mdmap, detail)
+        array = _read_array(root, name, links, mdmap)
         if array is not None:
             arrays.append(array)
     return model.HostState(arrays=tuple(arrays),

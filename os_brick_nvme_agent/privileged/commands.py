@@ -13,10 +13,17 @@
 """The privileged commands: mdadm, nvme and one sysfs write, validated.
 
 Every function here runs in the privsep daemon. It validates each
-argument itself, builds an argument list (never a shell string) around
-the executable named in the agent's configuration, and returns
-``(exit code, stdout, stderr)``; deciding what a failure means is left to
-the unprivileged caller (:mod:`os_brick_nvme_agent.executor`).
+argument itself, builds an argument list (never a shell string) and
+returns ``(exit code, stdout, stderr)``; deciding what a failure means is
+left to the unprivileged caller (:mod:`os_brick_nvme_agent.executor`).
+
+What runs as root is not chosen by the configuration, which the
+unprivileged agent can pass to the helper: the executables are the fixed
+names ``mdadm`` and ``nvme``, found on the privileged process's own
+``PATH`` (sudo's ``secure_path`` when the helper is started through
+sudo), and sysfs is always written under ``/``. Only when the functions
+run in the agent's own process (``privsep_in_process``, used by the
+simulated host), where no privilege is gained, is ``root_dir`` honoured.
 """
 
 import os
@@ -28,6 +35,8 @@ from os_brick_nvme_agent import opts
 from os_brick_nvme_agent import privileged
 from os_brick_nvme_agent.privileged import validate
 
+MDADM = 'mdadm'
+NVME = 'nvme'
 MDADM_OPERATIONS = {'fail': '--fail', 'remove': '--remove', 'add': '--add',
                     're-add': '--re-add'}
 
@@ -35,6 +44,16 @@ MDADM_OPERATIONS = {'fail': '--fail', 'remove': '--remove', 'add': '--add',
 def _conf():
     opts.register_opts(cfg.CONF)
     return cfg.CONF.nvme_agent
+
+
+def in_privsep_daemon():
+    """True inside ``privsep-helper``, which registers these options."""
+    return 'privsep_context' in cfg.CONF
+
+
+def sysfs_root():
+    """Where /sys is: ``/`` in the privileged daemon, else ``root_dir``."""
+    return '/' if in_privsep_daemon() else _conf().root_dir
 
 
 def _execute(argv):
@@ -57,23 +76,18 @@ def mdadm_manage_argv(operation, array, device):
         member = validate.removable_device(device)
     else:
         member = validate.member_device(device)
-    return [_conf().mdadm_path, '--manage', validate.md_device(array),
+    return [MDADM, '--manage', validate.md_device(array),
             MDADM_OPERATIONS[operation], member]
 
 
 def fast_io_fail_tmo_path(ctrl):
-    """sysfs file of controller ``ctrl``'s fast_io_fail_tmo under root_dir."""
-    return os.path.join(_conf().root_dir, 'sys/class/nvme-fabrics/ctl',
+    """sysfs file of controller ``ctrl``'s fast_io_fail_tmo."""
+    return os.path.join(sysfs_root(), 'sys/class/nvme-fabrics/ctl',
                         validate.controller(ctrl), 'fast_io_fail_tmo')
 
 
-def mdadm_detail_argv(array):
-    return [_conf().mdadm_path, '--detail', '--export',
-            validate.md_device(array)]
-
-
 def nvme_connect_argv(transport, address, port, nqn, ctrl_loss_tmo):
-    return [_conf().nvme_path, 'connect',
+    return [NVME, 'connect',
             '-t', validate.transport(transport),
             '-a', validate.address(address),
             '-s', validate.port(port),
@@ -82,19 +96,13 @@ def nvme_connect_argv(transport, address, port, nqn, ctrl_loss_tmo):
 
 
 def nvme_disconnect_argv(nqn):
-    return [_conf().nvme_path, 'disconnect', '-n', validate.nqn(nqn)]
+    return [NVME, 'disconnect', '-n', validate.nqn(nqn)]
 
 
 @privileged.default.entrypoint
 def mdadm_manage(operation, array, device):
     """mdadm --manage /dev/<array> --<operation> /dev/<device>."""
     return _execute(mdadm_manage_argv(operation, array, device))
-
-
-@privileged.default.entrypoint
-def mdadm_detail(array):
-    """mdadm --detail --export /dev/<array>."""
-    return _execute(mdadm_detail_argv(array))
 
 
 @privileged.default.entrypoint

@@ -71,6 +71,21 @@ class Provisioner(abc.ABC):
         :raises MalformedReply: it answered something unusable.
         """
 
+    def send_event(self, event):
+        """Tell the provisioner what happened to one of its volumes.
+
+        Called with the journal's volume events (``fault_seen``: the volume
+        is degraded; ``resync_done``: a replica is back in sync). Plugins
+        whose backend keeps a host event log override it; the default
+        does nothing.
+
+        :param event: the journal entry (``event``, ``volume``,
+            ``replica``, ``nqn``, ``time``).
+        :returns: True if the provisioner took the event.
+        :raises NVMeAgentException: it could not be delivered.
+        """
+        return False
+
     @abc.abstractmethod
     def get_replica_set(self, volume_id):
         """Return the replicas of a volume.
@@ -118,7 +133,8 @@ def replica_set_from_dict(volume_id, data):
     Each replica is ``{'id', 'nqn', 'portals': [{'transport', 'address',
     'port'}], 'state' (optional, default available), 'ns_uuid'
     (optional)}``. A state name the agent does not know becomes
-    ``UNKNOWN``.
+    ``UNKNOWN``. An optional ``grace_period`` (seconds, > 0) is the
+    volume's own.
 
     :raises MalformedReply: the data does not have that shape.
     """
@@ -127,10 +143,16 @@ def replica_set_from_dict(volume_id, data):
         if isinstance(generation, bool) or not isinstance(generation, int):
             raise TypeError('generation must be an integer')
         replicas = tuple(_replica_from_dict(r) for r in data['replicas'])
+        grace = data.get('grace_period')
+        if grace is not None and (isinstance(grace, bool) or
+                                  not float(grace) > 0):
+            raise ValueError('grace_period must be a number of seconds > 0')
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise exception.MalformedReply(
             'volume %s: bad replica set: %s' % (volume_id, exc))
-    return model.ReplicaSet(volume_id, generation, replicas)
+    return model.ReplicaSet(volume_id, generation, replicas,
+                            grace_period=None if grace is None
+                            else float(grace))
 
 
 def replica_to_dict(replica):

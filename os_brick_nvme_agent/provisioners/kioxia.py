@@ -27,7 +27,8 @@ How the agent's four calls map onto them:
   backend's subsystem NQN (``targetName``), ``GET backends/<persistentID>``
   its portals. KumoScale has no replica-set version, so the generation is
   the newest ``currentStateTime`` among the locations (milliseconds; 0 when
-  absent, which turns stale-answer detection off).
+  absent, which turns stale-answer detection off). The volume's
+  ``maxReplicaDownTime`` (minutes), when set, is its grace period.
 * ``report_replica_state``: ``PATCH replica/<vol>/<replica>/<state>``.
 * ``request_replacement``: ``POST replica/<vol>`` (add one replica, unless
   the volume already has more than ``numReplicas``), then
@@ -59,7 +60,16 @@ CONFIG_OPTS = [
                 help='KumoScale provisioner management URLs, tried in '
                      'order (https://<address>:<port>).'),
     cfg.StrOpt('token', secret=True, default='',
-               help='Bearer token for the KumoScale REST API.'),
+               help='Static bearer token for the KumoScale REST API. '
+                    'Leave empty to use OAuth client credentials '
+                    '(token_url, client_id, client_secret).'),
+    cfg.URIOpt('token_url', schemes=['https'],
+               help='OAuth 2.0 token endpoint for the client credentials '
+                    'grant; used when token is empty.'),
+    cfg.StrOpt('client_id',
+               help='OAuth client id for the KumoScale REST API.'),
+    cfg.StrOpt('client_secret', secret=True,
+               help='OAuth client secret for the KumoScale REST API.'),
     cfg.BoolOpt('verify', default=True,
                 help='Verify the provisioner\'s TLS certificate. Turn off '
                      'only in a lab.'),
@@ -91,8 +101,9 @@ class KioxiaProvisioner(base.Provisioner):
     """Replica sets from a KumoScale provisioner.
 
     Configure ``[nvme_agent] provisioner = kioxia`` and the
-    ``[provisioner_kioxia]`` options; the token is a secret option and is
-    never logged.
+    ``[provisioner_kioxia]`` options: a static ``token``, or OAuth client
+    credentials (``token_url``, ``client_id``, ``client_secret``). Secrets
+    are secret options and are never logged.
     """
 
     CONFIG_GROUP = CONFIG_GROUP
@@ -101,6 +112,8 @@ class KioxiaProvisioner(base.Provisioner):
     def __init__(self, conf, client=None):
         super().__init__(conf)
         self._client = client
+        if client is None:
+            self._credentials()     # a missing credential stops the start
 
     @property
     def client(self):
@@ -109,9 +122,24 @@ class KioxiaProvisioner(base.Provisioner):
             verify = opts.ca_file if (opts.verify and opts.ca_file) \
                 else opts.verify
             self._client = kumoscale_client.KumoScaleClient(
-                opts.urls, opts.token, verify=verify,
+                opts.urls, self._credentials(), verify=verify,
                 timeout=(opts.connect_timeout, opts.read_timeout))
         return self._client
+
+    def _credentials(self):
+        """The static token, or OAuth client credentials.
+
+        :raises ProvisionerError: neither is configured completely.
+        """
+        opts = self.options
+        if opts.token:
+            return opts.token
+        if opts.token_url and opts.client_id and opts.client_secret:
+            return kumoscale_client.ClientCredentials(
+                opts.token_url, opts.client_id, opts.client_secret)
+        raise exception.ProvisionerError(
+            '[provisioner_kioxia] needs token, or token_url, client_id and '
+            'client_secret')
 
     def probe(self):
         self.client.get_info()
@@ -213,7 +241,25 @@ def parse_replica_set(volume_id, volume, targets, portals_of, state_names):
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise exception.MalformedReply('KumoScale volume %s: %s'
                                        % (volume_id, exc))
-    return model.ReplicaSet(volume_id, max(times), tuple(replicas))
+    return model.ReplicaSet(volume_id, max(times), tuple(replicas),
+                            grace_period=parse_down_time(
+                                volume.get('maxReplicaDownTime')))
+
+
+def parse_down_time(value):
+    """maxReplicaDownTime in seconds, or None.
+
+    cinder's kioxia driver sets it in minutes
+    (``kioxia_max_replica_down_time``); absent, zero or not a number
+    gives None, and ``[nvme_agent] grace_period`` applies.
+    """
+    if isinstance(value, bool):
+        return None
+    try:
+        minutes = float(value)
+    except (TypeError, ValueError):
+        return None
+    return minutes * 60.0 if minutes > 0 else None
 
 
 def parse_portals(backend):

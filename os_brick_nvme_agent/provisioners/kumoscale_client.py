@@ -38,11 +38,78 @@ from os_brick_nvme_agent import exception
 LOG = logging.getLogger(__name__)
 
 
+class ClientCredentials(object):
+    """Bearer tokens from an OAuth 2.0 token endpoint (RFC 6749, 4.4).
+
+    ``grant_type=client_credentials`` with the client id and secret in
+    HTTP basic authentication; the answer's ``access_token`` is kept until
+    shortly before its ``expires_in``. Neither the secret nor the token is
+    ever logged.
+
+    :param token_url: the token endpoint.
+    :param client_id: the client id.
+    :param client_secret: the client secret.
+    :param clock: callable() -> monotonic seconds.
+    """
+
+    #: Seconds before expiry at which a new token is fetched.
+    MARGIN = 30.0
+
+    def __init__(self, token_url, client_id, client_secret, clock=None):
+        import time
+        self.token_url = token_url
+        self.client_id = client_id
+        self._secret = client_secret
+        self.clock = clock or time.monotonic
+        self._token = None
+        self._expires = 0.0
+
+    def token(self, session, verify, timeout):
+        if self._token is None or self.clock() >= self._expires:
+            self._fetch(session, verify, timeout)
+        return self._token
+
+    def forget(self):
+        """Drop the cached token (the provisioner refused it)."""
+        self._token = None
+
+    def _fetch(self, session, verify, timeout):
+        try:
+            response = session.post(
+                self.token_url, data={'grant_type': 'client_credentials'},
+                auth=(self.client_id, self._secret),
+                headers={'Accept': 'application/json'}, verify=verify,
+                timeout=timeout)
+        except requests.RequestException as exc:
+            raise exception.ProvisionerUnavailable(
+                'KumoScale token endpoint %s unreachable: %s'
+                % (self.token_url, type(exc).__name__))
+        if response.status_code != 200:
+            raise exception.ProvisionerUnavailable(
+                'KumoScale token endpoint %s: HTTP %s (check client_id and '
+                'client_secret)' % (self.token_url, response.status_code))
+        try:
+            body = response.json()
+            token = body['access_token']
+            lifetime = float(body.get('expires_in', 300))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise exception.MalformedReply(
+                'KumoScale token endpoint %s: no usable access_token (%s)'
+                % (self.token_url, type(exc).__name__))
+        if not isinstance(token, str) or not token:
+            raise exception.MalformedReply(
+                'KumoScale token endpoint %s: empty access_token'
+                % self.token_url)
+        self._token = token
+        self._expires = self.clock() + max(0.0, lifetime - self.MARGIN)
+
+
 class KumoScaleClient(object):
     """Calls one KumoScale provisioner, trying each URL in turn.
 
     :param urls: base URLs, e.g. ``['https://192.0.2.5:8090']``.
-    :param token: the bearer token (never logged).
+    :param token: the static bearer token (never logged), or a
+        :class:`ClientCredentials` that fetches one.
     :param verify: True, False or a CA bundle path (as ``requests``).
     :param timeout: ``(connect, read)`` seconds.
     """
@@ -56,6 +123,11 @@ class KumoScaleClient(object):
         self.verify = verify
         self.timeout = timeout
         self.session = session or requests.Session()
+
+    def _bearer(self):
+        if isinstance(self._token, ClientCredentials):
+            return self._token.token(self.session, self.verify, self.timeout)
+        return self._token
 
     # Endpoints (names follow cinder's rest_client) ----------------------
 
@@ -115,12 +187,15 @@ class KumoScaleClient(object):
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last = exc      # try the next management address
                 continue
+            if (response.status_code == 401
+                    and isinstance(self._token, ClientCredentials)):
+                self._token.forget()    # expired early: a new one next
             return self._decode(command, response)
         raise exception.ProvisionerUnavailable(
             'KumoScale unreachable for %s %s: %s' % (method, command, last))
 
     def _send(self, base, method, command, body):
-        headers = {'Authorization': 'Bearer ' + self._token,
+        headers = {'Authorization': 'Bearer ' + self._bearer(),
                    'Accept': 'application/json'}
         data = None
         if body is not None:

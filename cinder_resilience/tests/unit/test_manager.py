@@ -91,7 +91,9 @@ class ManagerTestCase(base.BaseTestCase):
 
     def start(self, vm):
         """What cinder's Service.start does first."""
+        from cinder import coordination as cinder_coordination
         self.service = self.cinder.create_service(HOST)
+        cinder_coordination.COORDINATOR.start()
         vm.init_host(added_to_cluster=None, service_id=self.service.id)
 
 

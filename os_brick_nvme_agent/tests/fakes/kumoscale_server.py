@@ -21,6 +21,7 @@ can make the next answers fail (:meth:`fail_next`) or come back garbled
 (``malformed``), and stops the server to simulate an outage.
 """
 
+import base64
 import datetime
 import http.server
 import ipaddress
@@ -34,6 +35,8 @@ from urllib import parse
 import uuid
 
 TOKEN = 'test-token-%s' % uuid.uuid4().hex[:8]
+CLIENT_ID = 'os-brick-nvme-agent'
+CLIENT_SECRET = 'client-secret-%s' % uuid.uuid4().hex[:8]
 
 
 class KumoScaleState(object):
@@ -109,6 +112,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b''
         with fake.state.lock:
             fake.state.requests.append((method, url.path))
+            if url.path == '/oauth/token' and method == 'POST':
+                return self._token(fake, body)
             if self.headers.get('Authorization') != 'Bearer ' + fake.token:
                 return self._send(401, {'status': 'Status 401',
                                         'description': 'Bad credentials'})
@@ -120,6 +125,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             status, answer = _route(fake.state, method, parts,
                                     parse.parse_qs(url.query), body)
         self._send(status, answer)
+
+    def _token(self, fake, body):
+        """OAuth 2.0 client credentials grant (RFC 6749, 4.4)."""
+        expected = 'Basic ' + base64.b64encode(
+            ('%s:%s' % (CLIENT_ID, CLIENT_SECRET)).encode()).decode()
+        form = parse.parse_qs(body.decode())
+        if form.get('grant_type') != ['client_credentials']:
+            return self._send(400, {'error': 'unsupported_grant_type'})
+        if self.headers.get('Authorization') != expected:
+            return self._send(401, {'error': 'invalid_client'})
+        fake.tokens_issued += 1
+        return self._send(200, {'access_token': fake.token,
+                                'token_type': 'Bearer',
+                                'expires_in': fake.token_lifetime})
 
     def _send(self, status, answer):
         self._send_raw(status, json.dumps(answer).encode())
@@ -201,6 +220,8 @@ class FakeKumoScale(object):
     def __init__(self, backends=4):
         self.state = KumoScaleState(backends)
         self.token = TOKEN
+        self.tokens_issued = 0
+        self.token_lifetime = 3600
         self.failures = []
         self.malformed = False
         self._dir = tempfile.mkdtemp(prefix='fake-kumoscale-')

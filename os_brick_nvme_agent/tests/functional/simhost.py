@@ -131,17 +131,23 @@ class SimHost(object):
                 raise RuntimeError(out)
             return _device_of(state, nqn)
 
-    def create_array(self, alias, devices):
-        """mdadm -C /dev/md/<alias> -N <alias> --level 1 over ``devices``."""
+    def create_array(self, alias, devices, missing=()):
+        """mdadm -C /dev/md/<alias> -N <alias> --level 1 over ``devices``.
+
+        ``missing`` lists the NQNs of members that were part of the array
+        but are absent now: os-brick assembled it degraded (LP 1938870),
+        their slots are empty and they may be re-added.
+        """
         with self._locked() as state:
             name = 'md%d' % state['next_md']
             state['next_md'] -= 1
             members = {dev: {'slot': slot, 'flags': ['in_sync', 'failfast']}
                        for slot, dev in enumerate(devices)}
             state['arrays'][name] = {
-                'alias': alias, 'raid_disks': len(devices),
+                'alias': alias, 'raid_disks': len(devices) + len(missing),
                 'members': members, 'resync': {},
-                'former': [_nqn_of(state, dev) for dev in devices]}
+                'former': ([_nqn_of(state, dev) for dev in devices]
+                           + list(missing))}
             return name
 
     # Faults -----------------------------------------------------------------

@@ -29,6 +29,7 @@ import time
 import fixtures
 import testtools
 
+from os_brick_nvme_agent import daemonize
 from os_brick_nvme_agent import hook
 from os_brick_nvme_agent.tests.functional import simhost
 
@@ -41,6 +42,15 @@ def replica(name, state='available'):
     return {'id': name, 'nqn': NQN % name, 'state': state,
             'portals': [{'transport': 'tcp', 'address': '192.0.2.10',
                          'port': 4420}]}
+
+
+def _alive(pid):
+    """True while ``pid`` runs (a zombie no longer does)."""
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except (OSError, IndexError):
+        return False
 
 
 def agent_command():
@@ -72,19 +82,21 @@ class DaemonFixture(fixtures.Fixture):
         self.state_dir = os.path.join(self.root, 'state')
         self.config = os.path.join(self.root, 'agent.conf')
         with open(self.config, 'w') as handle:
-            handle.write(CONFIG % {'root': self.root, 'mdadm': self.sim.mdadm,
-                                   'nvme': self.sim.nvme,
+            handle.write(CONFIG % {'root': self.root,
                                    'state': self.state_dir,
                                    'replicas': self.replicas})
 
-    def read_volume(self):
+    def read_volume(self, volume_id=VOLUME):
         with open(self.replicas) as handle:
-            return json.load(handle)['volumes'][VOLUME]
+            return json.load(handle)['volumes'][volume_id]
 
     def write_volume(self, volume):
+        self.write_volumes({VOLUME: volume})
+
+    def write_volumes(self, volumes):
         tmp = self.replicas + '.tmp'
         with open(tmp, 'w') as handle:
-            json.dump({'volumes': {VOLUME: volume}}, handle)
+            json.dump({'volumes': volumes}, handle)
         os.replace(tmp, self.replicas)
 
     def replace(self, old, new):
@@ -115,8 +127,6 @@ provisioner_backoff_initial = 0.2
 provisioner_backoff_max = 1.0
 state_dir = %(state)s
 root_dir = %(root)s
-mdadm_path = %(mdadm)s
-nvme_path = %(nvme)s
 privsep_in_process = true
 [provisioner_static]
 path = %(replicas)s
@@ -129,6 +139,11 @@ class DaemonTest(testtools.TestCase):
         super().setUp()
         self.env = self.useFixture(DaemonFixture())
         self.sim = self.env.sim
+        # the agent runs the fake mdadm and nvme found first on its PATH,
+        # as the privileged helper runs root's
+        self.useFixture(fixtures.EnvironmentVariable(
+            'PATH', os.path.dirname(self.sim.mdadm) + os.pathsep
+            + os.environ.get('PATH', '')))
 
     def start_daemon(self):
         log = open(os.path.join(self.env.root, 'daemon.out'), 'a')
@@ -307,6 +322,44 @@ class DaemonTest(testtools.TestCase):
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(0, proc.wait(timeout=10))
 
+    def test_degraded_attach_is_healed(self):
+        """os-brick assembled an array with a leg missing (LP 1938870).
+
+        vol-2's second replica was unreachable at attach time, so os-brick
+        assembled its array from the first leg alone. Once the target
+        answers, the agent connects it and adds it: no replacement.
+        """
+        self._long_grace()
+        for name in ('d1', 'd2'):
+            self.sim.add_target(NQN % name)
+        self.sim.kill_target(NQN % 'd2')
+        degraded = self.sim.create_array(
+            'vol-2', [self.sim.connect(NQN % 'd1')], missing=[NQN % 'd2'])
+        volumes = {VOLUME: self.env.read_volume(),
+                   'vol-2': {'generation': 1,
+                             'replicas': [replica('d1'), replica('d2')]}}
+        self.env.write_volumes(volumes)
+        proc = self.start_daemon()
+        self.wait_for(lambda: any(
+            r['id'] == 'd2' and r['state'] == 'faulty'
+            for r in self.env.read_volume('vol-2')['replicas']),
+            'the missing leg d2 reported faulty')
+        self.sim.restore_target(NQN % 'd2')
+        self.wait_for(lambda: set(self.sim.member_nqns(degraded)) == {
+            NQN % 'd1', NQN % 'd2'} and all(
+            flags[0] == 'in_sync'
+            for flags in self.sim.member_nqns(degraded).values()),
+            'vol-2 whole again with d2')
+        commands = [' '.join(c) for c in self.sim.commands()]
+        self.assertTrue(any(c.startswith('nvme connect') and NQN % 'd2' in c
+                            for c in commands), commands)
+        self.assertTrue(any('--add' in c and c.endswith('=> 0')
+                            for c in commands), commands)
+        self.assertNotIn({'replace': 'd2'},
+                         self.env.read_volume('vol-2').get('requests', []))
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(0, proc.wait(timeout=10))
+
     def _long_grace(self):
         with open(self.env.config) as handle:
             text = handle.read()
@@ -318,25 +371,68 @@ class DaemonTest(testtools.TestCase):
         self.useFixture(fixtures.EnvironmentVariable(hook.CONFIG_FILE_ENV,
                                                      self.env.config))
         self.addCleanup(hook._settings_cache.clear)
+        self._use_own_cgroup()
         self.assertTrue(hook.NVMeOFAgent.ensure_running(object()))
         self.addCleanup(self._stop_by_pid_file)
-        self.wait_for(lambda: hook.is_running(self.env.state_dir),
-                      'the daemon to take its lock')
+        # the launcher took the lock before it forked and has exited (the
+        # hook waited for it): the lock is held, by the daemon
+        self.assertTrue(hook.is_running(self.env.state_dir))
+        self.wait_for(lambda: _alive(self._pid()),
+                      'the daemon to record its pid')
         self.assertFalse(hook.NVMeOFAgent.ensure_running(object()))
         pid = self._pid()
         with open('/proc/%d/stat' % pid) as handle:
             fields = handle.read().rsplit(')', 1)[1].split()
         self.assertNotEqual(os.getpid(), int(fields[1]))   # not our child
         self.assertNotEqual(os.getsid(0), os.getsid(pid))  # own session
+        # and out of our cgroup, where the cgroup v2 hierarchy lets it
+        mount = daemonize.cgroup2_mount()
+        if mount and os.access(mount, os.W_OK):
+            self.assertEqual('/' + self.group, daemonize.current_cgroup(
+                '/proc/%d/cgroup' % pid))
+
+    def _use_own_cgroup(self):
+        """A cgroup name of this test's own, removed once it is empty."""
+        self.group = 'os-brick-nvme-agent-test-%d' % os.getpid()
+        with open(self.env.config, 'a') as handle:
+            handle.write('[nvme_agent]\ncgroup = %s\n' % self.group)
+        mount = daemonize.cgroup2_mount()
+        if mount:
+            self.addCleanup(self._remove_group, os.path.join(mount,
+                                                             self.group))
+
+    @staticmethod
+    def _remove_group(path):
+        # the daemon released its lock; it may take a moment to exit
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                os.rmdir(path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def _pid(self):
         with open(hook.pid_file(self.env.state_dir)) as handle:
             return int(handle.read())
 
     def _stop_by_pid_file(self):
-        if hook.is_running(self.env.state_dir):
-            os.kill(self._pid(), signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while (hook.is_running(self.env.state_dir)
-                   and time.monotonic() < deadline):
-                time.sleep(0.05)
+        """SIGTERM the daemon and wait for its process to go.
+
+        Not only for the lock: the process outlives it for a moment.
+        SIGKILL it if it takes too long on a loaded machine.
+        """
+        if not hook.is_running(self.env.state_dir):
+            return
+        pid = self._pid()
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+            time.sleep(0.05)

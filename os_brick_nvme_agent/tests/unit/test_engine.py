@@ -107,6 +107,25 @@ class TestFaultyLeg(EngineTestCase):
              model.ReportReplicaState('vol1', 'r2', RS.FAULTY)], actions)
         self.assertEqual(T0, state.volume('vol1').replica('r2').faulty_since)
 
+    def test_degraded_attach_adds_the_connected_leg(self):
+        # os-brick assembled the array before the second leg's namespace
+        # showed up (LP 1938870): its controller is live, its slot empty.
+        missing = model.Leg(None, None, LS.MISSING)
+        h = host([array(leg(1), missing)], [ctrl(1), ctrl(2)])
+        actions, state = self.run_engine(
+            h, {'vol1': rset(replica(1), replica(2))})
+        self.assertEqual([model.AddLeg('vol1', 'md127', 'nvme2n1')], actions)
+        self.assertEqual(T0, state.volume('vol1').replica('r2').faulty_since)
+
+    def test_degraded_attach_is_replaced_after_the_grace_period(self):
+        missing = model.Leg(None, None, LS.MISSING)
+        h = host([array(leg(1), missing)], [ctrl(1)])
+        sets = {'vol1': rset(replica(1), replica(2))}
+        _, state = self.run_engine(h, sets)
+        actions, _ = self.run_engine(h, sets, state,
+                                     T0 + CONFIG.grace_period)
+        self.assertIn(model.RequestReplacement('vol1', 'r2'), actions)
+
     def test_controller_reconnecting_is_left_to_the_kernel(self):
         h = host([array(leg(1), leg(2, LS.FAULTY))],
                  [ctrl(1), ctrl(2, 'connecting')])

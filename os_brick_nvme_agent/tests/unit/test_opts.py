@@ -25,9 +25,12 @@ class OptsTest(testtools.TestCase):
         self.assertIn('provisioner_static', groups)
         names = {opt.name for opt in groups['nvme_agent']}
         for name in ('enabled', 'provisioner', 'poll_interval',
-                     'grace_period', 'state_dir', 'root_dir', 'mdadm_path',
-                     'nvme_path', 'privsep_in_process'):
+                     'grace_period', 'state_dir', 'root_dir', 'start_method',
+                     'systemd_unit', 'cgroup', 'journal_max_events',
+                     'metrics_file', 'privsep_in_process'):
             self.assertIn(name, names)
+        # what runs as root is not chosen by the config (issue 12)
+        self.assertFalse({'mdadm_path', 'nvme_path'} & names)
 
     def test_every_option_has_help_and_numeric_bounds(self):
         for _group, options in opts.list_opts():

@@ -34,6 +34,7 @@ import testtools
 
 from os_brick_nvme_agent import _hook_loader
 from os_brick_nvme_agent import hook
+from os_brick_nvme_agent import starter
 from os_brick_nvme_agent.tests.unit import fixtures_util
 
 CONNECTOR_MODULE = 'os_brick.initiator.connectors.nvmeof'
@@ -111,6 +112,6 @@ class ConnectorHookTest(testtools.TestCase):
     def test_disabled_agent_is_not_started(self):
         self.useFixture(fixtures.EnvironmentVariable(
             hook.CONFIG_FILE_ENV, '/nonexistent/agent.conf'))
-        with mock.patch.object(hook, 'spawn') as spawn:
+        with mock.patch.object(starter, 'start') as start:
             self.connector.connect_volume(replicated_properties())
-        spawn.assert_not_called()
+        start.assert_not_called()

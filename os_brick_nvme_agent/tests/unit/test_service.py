@@ -17,8 +17,10 @@ import fixtures
 from oslo_config import cfg
 import testtools
 
+from os_brick_nvme_agent import engine
 from os_brick_nvme_agent import exception
 from os_brick_nvme_agent.host import snapshot
+from os_brick_nvme_agent import journal
 from os_brick_nvme_agent import model
 from os_brick_nvme_agent import opts
 from os_brick_nvme_agent import service
@@ -82,8 +84,19 @@ class Recorder(object):
         self.saved = []
         self.tuned = []
         self.fail_tune = None
+        self.events = []
+        self.fail_probe = None
 
     # provisioner
+    def probe(self):
+        if self.fail_probe:
+            raise self.fail_probe
+
+    def send_event(self, event):
+        self.events.append((event['event'], event['volume'],
+                            event.get('replica')))
+        return True
+
     def get_replica_set(self, volume_id):
         if self.fail_get:
             raise self.fail_get
@@ -181,7 +194,8 @@ class ServiceTest(testtools.TestCase):
         self.assertEqual([('save',), ('report', 'vol', 'r2', RS.FAULTY)],
                          self.rec.log)
         pending = self.rec.saved[-1].volume('vol').pending
-        self.assertEqual('ReportReplicaState', pending[0]['type'])
+        self.assertEqual([model.ReportReplicaState('vol', 'r2', RS.FAULTY)],
+                         list(pending))     # objects until serialised
         self.assertIs(self.svc.state, self.rec.saved[-1])
 
     def test_provisioner_outage_backs_off_and_touches_nothing(self):
@@ -225,6 +239,19 @@ class ServiceTest(testtools.TestCase):
         self.assertIsNone(self.svc.execute(actions))
         self.assertEqual([('host', actions[0]), ('host', actions[2])],
                          self.rec.log)
+
+    def test_failed_reconnect_does_not_hold_back_the_report(self):
+        # a degraded attach whose target is still down: the reconnect
+        # fails on every pass, the report must still be sent
+        replica = replica_set('a').replicas[1]
+        actions = [model.ConnectReplica('a', replica),
+                   model.ReportReplicaState('a', 'r2', RS.FAULTY),
+                   model.AddLeg('a', 'md127', 'nvme3n1')]
+        self.rec.fail_apply[model.ConnectReplica] = (
+            exception.HostCommandFailed(['nvme', 'connect'], 1))
+        self.svc.execute(actions)
+        self.assertEqual([('host', actions[0]),
+                          ('report', 'a', 'r2', RS.FAULTY)], self.rec.log)
 
     def test_provisioner_outage_while_reporting(self):
         self.rec.fail_apply['report'] = exception.ProvisionerUnavailable('x')
@@ -292,10 +319,15 @@ class ServiceTest(testtools.TestCase):
                                       first_seen=0.0, faulty_since=100.0)
         agent_state = state_mod.AgentState(volumes=(
             state_mod.VolumeRecord(volume_id='v', replicas=(rec,)),))
-        self.assertEqual(20.0, service.grace_wait(agent_state, 30.0, 110.0))
-        self.assertIsNone(service.grace_wait(agent_state, 30.0, 130.0))
-        self.assertIsNone(service.grace_wait(state_mod.AgentState(), 30.0,
-                                             110.0))
+        config = engine.EngineConfig(grace_period=30.0)
+        self.assertEqual(20.0, engine.grace_wait(agent_state, 110.0, config))
+        self.assertIsNone(engine.grace_wait(agent_state, 130.0, config))
+        self.assertIsNone(engine.grace_wait(state_mod.AgentState(), 110.0,
+                                            config))
+        # the volume's own grace period, when its provisioner gave one
+        agent_state = state_mod.AgentState(volumes=(state_mod.VolumeRecord(
+            volume_id='v', replicas=(rec,), grace_period=600.0),))
+        self.assertEqual(590.0, engine.grace_wait(agent_state, 110.0, config))
 
     def test_short_poll_interval_is_not_lengthened(self):
         self.conf.set_override('poll_interval', 0.2, group='nvme_agent')
@@ -352,6 +384,130 @@ class ServiceTest(testtools.TestCase):
         self.assertEqual((60.0, 60.0, 300.0, 30.0),
                          (config.grace_period, config.report_interval,
                           config.request_interval, config.connect_interval))
+
+
+class HistoryTest(ServiceTest):
+    """The journal, the probe, the metrics and what the operator sees."""
+
+    def setUp(self):
+        super().setUp()
+        self.svc.journal = journal.MemoryJournal(lambda: self.now)
+        self.logger = self.useFixture(fixtures.FakeLogger(
+            name='os_brick_nvme_agent.service'))
+
+    def events(self):
+        return [(e['event'], e['volume']) for e in self.svc.journal.events]
+
+    def test_fault_report_and_heal_are_journaled_and_forwarded(self):
+        self.set_host(degraded_host())
+        self.rec.sets['vol'] = replica_set('vol')
+        self.svc.run_once()
+        self.assertEqual([('provisioner_reachable', None),
+                          ('fault_seen', 'vol'), ('report_sent', 'vol')],
+                         self.events())
+        report = self.svc.journal.events[-1]
+        self.assertEqual(('r2', 'faulty'), (report['replica'],
+                                            report['state']))
+        self.assertIn('Replica r2 of vol is out of sync', self.logger.output)
+        # the leg comes back in sync
+        self.host = model.HostState((array('vol', 'md127', [
+            leg('vol', 'r1', 'nvme1n1', LS.IN_SYNC, 0),
+            leg('vol', 'r2', 'nvme2n1', LS.IN_SYNC, 1)]),), (
+            controller('vol', 'r1', 'nvme1'),
+            controller('vol', 'r2', 'nvme2')))
+        self.svc.run_once()
+        self.assertIn(('resync_done', 'vol'), self.events())
+        self.assertEqual([('fault_seen', 'vol', 'r2'),
+                          ('resync_done', 'vol', 'r2')], self.rec.events)
+        self.assertEqual(1, self.svc.heals)
+
+    def test_failed_action_is_journaled_as_an_error(self):
+        self.rec.fail_apply[model.AddLeg] = exception.HostCommandFailed(
+            ['mdadm', '--add'], 1, stderr='mdadm: busy')
+        self.svc.execute([model.AddLeg('a', 'md127', 'nvme3n1')])
+        entry = self.svc.journal.events[-1]
+        self.assertEqual(('error', 'a', 'AddLeg', 'nvme3n1'),
+                         (entry['event'], entry['volume'], entry['action'],
+                          entry['device']))
+        self.assertIn('mdadm: busy', entry['error'])
+
+    def test_malformed_answer_is_logged_once_per_change(self):
+        self.set_host(degraded_host('bad'))
+        self.rec.sets['bad'] = exception.MalformedReply('no portals')
+        for _ in range(3):
+            self.svc.run_once()
+        warnings = [line for line in self.logger.output.splitlines()
+                    if 'Ignoring the provisioner answer' in line]
+        self.assertEqual(['Ignoring the provisioner answer for bad: no '
+                          'portals; the volume is left untouched until the '
+                          'answer is usable'], warnings)
+        self.assertEqual(1, self.events().count(('malformed_answer', 'bad')))
+        self.rec.sets['bad'] = exception.MalformedReply('no nqn')
+        self.svc.run_once()
+        self.assertEqual(2, self.events().count(('malformed_answer', 'bad')))
+        self.rec.sets['bad'] = replica_set('bad')
+        self.svc.run_once()
+        self.assertIn('answer for bad is usable again', self.logger.output)
+        self.rec.sets['bad'] = exception.MalformedReply('no nqn')
+        self.svc.run_once()     # bad again after good: new news
+        self.assertEqual(3, self.events().count(('malformed_answer', 'bad')))
+
+    def test_probe_at_start_and_reachability_changes(self):
+        self.rec.fail_probe = exception.ProvisionerUnavailable(
+            'KumoScale unreachable: connection refused')
+        self.useFixture(fixtures.MockPatch(
+            'oslo_service.loopingcall.DynamicLoopingCall'))
+        self.svc.start()
+        self.assertEqual([('agent_started', None),
+                          ('provisioner_unreachable', None)], self.events())
+        self.assertIn('Provisioner static is unreachable: KumoScale '
+                      'unreachable: connection refused', self.logger.output)
+        self.rec.fail_get = exception.ProvisionerUnavailable('still down')
+        self.set_host(degraded_host())
+        self.svc.run_once()     # no change: not journaled again
+        self.assertEqual(1, self.events().count(
+            ('provisioner_unreachable', None)))
+        self.rec.fail_get = None
+        self.svc.run_once()
+        self.assertEqual(('provisioner_reachable', None), self.events()[2])
+        self.assertIn('Provisioner static is reachable', self.logger.output)
+
+    def test_metrics_file(self):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'agent.prom')
+        self.conf.set_override('metrics_file', path, group='nvme_agent')
+        monotonic = iter([10.25, 11.0, 12.0])
+        self.svc.monotonic = lambda: next(monotonic)
+        self.svc.woke_at = 10.0
+        self.set_host(degraded_host('a'), degraded_host('b', 'md126', 3))
+        self.rec.sets['a'] = replica_set('a')
+        self.svc.run_once()
+        with open(path) as handle:
+            text = handle.read()
+        self.assertIn('# TYPE os_brick_nvme_agent_arrays gauge\n'
+                      'os_brick_nvme_agent_arrays 1\n', text)
+        self.assertIn('os_brick_nvme_agent_degraded_arrays 1\n', text)
+        self.assertIn('os_brick_nvme_agent_heals_total 0\n', text)
+        self.assertIn('os_brick_nvme_agent_last_detection_latency_seconds '
+                      '0.25\n', text)
+        self.assertIn('os_brick_nvme_agent_provisioner_up 1\n', text)
+
+    def test_unwritable_metrics_file_is_logged_once(self):
+        self.conf.set_override('metrics_file', '/nonexistent/dir/a.prom',
+                               group='nvme_agent')
+        for _ in range(3):
+            self.svc.run_once()
+        self.assertEqual(1, self.logger.output.count(
+            'Cannot write the metrics file /nonexistent/dir/a.prom'))
+
+    def test_volume_grace_period_from_the_provisioner(self):
+        self.set_host(degraded_host())
+        self.rec.sets['vol'] = model.ReplicaSet(
+            'vol', 1, replica_set('vol').replicas, grace_period=5.0)
+        self.svc.run_once()         # option says 60 s, the volume 5 s
+        self.now += 5.0
+        self.svc.run_once()
+        self.assertIn(('request', 'vol', 'r2'), self.rec.log)
 
 
 class BackoffTest(testtools.TestCase):

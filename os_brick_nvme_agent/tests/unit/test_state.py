@@ -42,7 +42,7 @@ def sample_state():
         requested_at=1200.0, connect_at=1100.0, rejoins=2, newcomer=True)
     volume = state_mod.VolumeRecord(
         'vol1', 4, (record,), ('nqn.2014-08.org.example:old',),
-        tuple(state_mod.action_to_dict(a) for a in ACTIONS))
+        tuple(ACTIONS), grace_period=90.0)
     return state_mod.AgentState((state_mod.VolumeRecord('vol0'), volume))
 
 

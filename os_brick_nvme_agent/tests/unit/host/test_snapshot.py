@@ -15,7 +15,6 @@ import os
 import fixtures
 import testtools
 
-from os_brick_nvme_agent.host import mdadm_detail
 from os_brick_nvme_agent.host import snapshot
 from os_brick_nvme_agent import model
 from os_brick_nvme_agent.tests.functional import simhost
@@ -95,13 +94,10 @@ class SnapshotTest(testtools.TestCase):
                          legs)
         self.assertEqual('recover', array.sync_action)
 
-    def test_name_from_mdadm_map_and_detail(self):
+    def test_name_from_mdadm_map(self):
         os.unlink(os.path.join(self.root, 'dev/md/vol-1'))
         self.assertIsNone(
             snapshot.read_host_state(self.root).arrays[0].md_name)
-        detail = 'MD_LEVEL=raid1\nMD_NAME=host:vol-9\n'
-        host = snapshot.read_host_state(self.root, detail=lambda n: detail)
-        self.assertEqual('vol-9', host.arrays[0].md_name)
         os.makedirs(os.path.join(self.root, 'run/mdadm'))
         with open(os.path.join(self.root, 'run/mdadm/map'), 'w') as handle:
             handle.write('md127 1.2 aa:bb:cc:dd /dev/md/vol-2\n')
@@ -112,14 +108,6 @@ class SnapshotTest(testtools.TestCase):
                          '/dev/md/vol-2\n')
         array = snapshot.read_host_state(self.root).arrays[0]
         self.assertEqual('b91c70b9:32dfb86d:b9e4bf0a:3936546a', array.uuid)
-
-    def test_failing_detail_reader_costs_only_the_name(self):
-        os.unlink(os.path.join(self.root, 'dev/md/vol-1'))
-
-        def broken(name):
-            raise OSError('mdadm exploded')
-        host = snapshot.read_host_state(self.root, detail=broken)
-        self.assertIsNone(host.arrays[0].md_name)
 
     def test_malformed_array_is_left_out(self):
         with open(os.path.join(self.root, 'sys/block', self.md,
@@ -194,14 +182,3 @@ class RealRecordingsTest(testtools.TestCase):
                     device = [c for c in host.controllers
                               if c.subsysnqn == leg.subsysnqn][0]
                     self.assertIn(leg.device, device.namespaces, root)
-
-    def test_map_uuid_matches_mdadm_detail(self):
-        for root in fixtures_util.real_roots():
-            export = os.path.join(root, 'cmd', 'mdadm-detail-export')
-            if not os.path.exists(export):
-                continue
-            with open(export) as handle:
-                detail = mdadm_detail.parse_detail_export(handle.read())
-            array = snapshot.read_host_state(root).arrays[0]
-            self.assertEqual(detail.uuid, array.uuid, root)
-            self.assertEqual(detail.md_name, array.md_name, root)

@@ -43,8 +43,7 @@ class CommandsTest(testtools.TestCase):
         super().setUp()
         opts.register_opts(cfg.CONF)
         self.conf = self.useFixture(cfg_fixture.Config(cfg.CONF))
-        self.conf.config(mdadm_path='/sbin/mdadm', nvme_path='/usr/sbin/nvme',
-                         command_timeout=5.0, group='nvme_agent')
+        self.conf.config(command_timeout=5.0, group='nvme_agent')
         self.useFixture(InProcess())
         # the root-only execution boundary
         self.run = self.useFixture(fixtures.MockPatch(
@@ -57,29 +56,47 @@ class CommandsTest(testtools.TestCase):
     def test_mdadm_manage(self):
         self.assertEqual((0, 'out', 'err'),
                          commands.mdadm_manage('fail', 'md127', 'nvme1n1'))
-        self.assertEqual(['/sbin/mdadm', '--manage', '/dev/md127', '--fail',
+        self.assertEqual(['mdadm', '--manage', '/dev/md127', '--fail',
                           '/dev/nvme1n1'], self.argv())
         kwargs = self.run.call_args[1]
         self.assertNotIn('shell', kwargs)
         self.assertEqual(5.0, kwargs['timeout'])
         commands.mdadm_manage('remove', 'md127', 'failed')
-        self.assertEqual(['/sbin/mdadm', '--manage', '/dev/md127', '--remove',
+        self.assertEqual(['mdadm', '--manage', '/dev/md127', '--remove',
                           'failed'], self.argv())
         commands.mdadm_manage('re-add', 'md127', 'nvme3n1')
         self.assertEqual('--re-add', self.argv()[3])
 
-    def test_mdadm_detail(self):
-        commands.mdadm_detail('md127')
-        self.assertEqual(['/sbin/mdadm', '--detail', '--export',
-                          '/dev/md127'], self.argv())
+    def test_executables_are_not_chosen_by_the_config(self):
+        # a config file the unprivileged agent hands to the helper cannot
+        # name the binary run as root: the old options are gone
+        self.assertRaises(cfg.NoSuchOptError, self.conf.config,
+                          mdadm_path='/tmp/evil', group='nvme_agent')
+        self.assertRaises(cfg.NoSuchOptError, self.conf.config,
+                          nvme_path='/tmp/evil', group='nvme_agent')
+        commands.nvme_disconnect(NQN)
+        self.assertEqual('nvme', self.argv()[0])
+
+    def test_privileged_daemon_writes_sysfs_under_slash_only(self):
+        self.conf.config(root_dir='/tmp/evil', group='nvme_agent')
+        self.assertTrue(commands.fast_io_fail_tmo_path('nvme3').startswith(
+            '/tmp/evil/'))
+        # privsep-helper registers privsep_context on the global CONF
+        opt = cfg.StrOpt('privsep_context')
+        cfg.CONF.register_cli_opt(opt)
+        self.addCleanup(cfg.CONF.unregister_opt, opt)
+        self.assertTrue(commands.in_privsep_daemon())
+        self.assertEqual(
+            '/sys/class/nvme-fabrics/ctl/nvme3/fast_io_fail_tmo',
+            commands.fast_io_fail_tmo_path('nvme3'))
 
     def test_nvme(self):
         commands.nvme_connect('tcp', '192.0.2.10', 4420, NQN, 30)
-        self.assertEqual(['/usr/sbin/nvme', 'connect', '-t', 'tcp', '-a',
+        self.assertEqual(['nvme', 'connect', '-t', 'tcp', '-a',
                           '192.0.2.10', '-s', '4420', '-n', NQN,
                           '--ctrl-loss-tmo=30'], self.argv())
         commands.nvme_disconnect(NQN)
-        self.assertEqual(['/usr/sbin/nvme', 'disconnect', '-n', NQN],
+        self.assertEqual(['nvme', 'disconnect', '-n', NQN],
                          self.argv())
 
     def test_write_fast_io_fail_tmo(self):
@@ -112,7 +129,7 @@ class CommandsTest(testtools.TestCase):
             (commands.mdadm_manage, ('stop', 'md127', 'nvme1n1')),
             (commands.mdadm_manage, ('add', 'md127', 'failed')),
             (commands.mdadm_manage, ('fail', '/dev/md127', 'nvme1n1')),
-            (commands.mdadm_detail, ('md127 --zero-superblock',)),
+            (commands.mdadm_manage, ('add', 'md127 --zero', 'nvme1n1')),
             (commands.nvme_connect, ('tcp', '-o', 4420, NQN, 30)),
             (commands.nvme_connect, ('tcp', '192.0.2.1', 4420, 'x', 30)),
             (commands.nvme_connect, ('loop', '192.0.2.1', 4420, NQN, 30)),
@@ -124,11 +141,12 @@ class CommandsTest(testtools.TestCase):
 
     def test_timeout_and_missing_binary(self):
         self.run.side_effect = subprocess.TimeoutExpired(['mdadm'], 5)
-        code, _out, err = commands.mdadm_detail('md127')
+        code, _out, err = commands.mdadm_manage('add', 'md127', 'nvme1n1')
         self.assertEqual(124, code)
         self.assertIn('timed out', err)
         self.run.side_effect = FileNotFoundError('no mdadm')
-        self.assertEqual(127, commands.mdadm_detail('md127')[0])
+        self.assertEqual(127, commands.mdadm_manage('add', 'md127',
+                                                    'nvme1n1')[0])
 
 
 class PrivsepChannelTest(testtools.TestCase):
@@ -143,9 +161,10 @@ class PrivsepChannelTest(testtools.TestCase):
                          '"%%d %%s" %% (os.getpid(), " ".join(sys.argv[1:])))'
                          '\n' % (sys.executable, record))
         os.chmod(fake, 0o755)
+        # the helper finds 'nvme' on its own PATH
+        self.useFixture(fixtures.EnvironmentVariable(
+            'PATH', tmp + os.pathsep + os.environ.get('PATH', '')))
         opts.register_opts(cfg.CONF)
-        conf = self.useFixture(cfg_fixture.Config(cfg.CONF))
-        conf.config(nvme_path=fake, group='nvme_agent')
         self.useFixture(privsep_fixture.UnprivilegedPrivsepFixture(
             privileged.default, {}))
         code, _out, _err = commands.nvme_disconnect(NQN)

@@ -117,6 +117,53 @@ class TestKioxiaProvisioner(KioxiaTestCase):
         err = self.assertRaises(exception.ProvisionerUnavailable, prov.probe)
         self.assertIn('401', str(err))
 
+    def test_oauth_client_credentials(self):
+        logger = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
+        self.conf.set_override('token', '', 'provisioner_kioxia')
+        self.conf.set_override('token_url', self.fake.url + '/oauth/token',
+                               'provisioner_kioxia')
+        self.conf.set_override('client_id', kumoscale_server.CLIENT_ID,
+                               'provisioner_kioxia')
+        self.conf.set_override('client_secret',
+                               kumoscale_server.CLIENT_SECRET,
+                               'provisioner_kioxia')
+        prov = kioxia.KioxiaProvisioner(self.conf)
+        self.fake.state.add_volume('vol-1')
+        prov.probe()
+        self.assertEqual(2, len(prov.get_replica_set('vol-1').replicas))
+        self.assertEqual(1, self.fake.tokens_issued)    # kept until expiry
+        for secret in (kumoscale_server.CLIENT_SECRET, self.fake.token):
+            self.assertNotIn(secret, logger.output)
+        # a refused token is dropped and fetched again on the next call
+        self.fake.token = 'rotated'
+        self.assertRaises(exception.ProvisionerUnavailable, prov.probe)
+        prov.probe()
+        self.assertEqual(2, self.fake.tokens_issued)
+        # a wrong secret: the operator is told what to check
+        self.conf.set_override('client_secret', 'wrong',
+                               'provisioner_kioxia')
+        err = self.assertRaises(exception.ProvisionerUnavailable,
+                                kioxia.KioxiaProvisioner(self.conf).probe)
+        self.assertIn('HTTP 401 (check client_id and client_secret)',
+                      str(err))
+        self.assertNotIn('wrong', str(err))
+
+    def test_missing_credentials_stop_the_start(self):
+        self.conf.set_override('token', '', 'provisioner_kioxia')
+        err = self.assertRaises(exception.ProvisionerError,
+                                kioxia.KioxiaProvisioner, self.conf)
+        self.assertEqual('[provisioner_kioxia] needs token, or token_url, '
+                         'client_id and client_secret', str(err))
+
+    def test_max_replica_down_time_is_the_volume_grace_period(self):
+        uuid = self.fake.state.add_volume('vol-1')
+        self.assertIsNone(self.prov.get_replica_set('vol-1').grace_period)
+        self.fake.state.volumes[uuid]['maxReplicaDownTime'] = 7
+        self.assertEqual(420.0,
+                         self.prov.get_replica_set('vol-1').grace_period)
+        for value in (0, 'soon', True, None):
+            self.assertIsNone(kioxia.parse_down_time(value))
+
     def test_tls_is_verified_by_default(self):
         self.conf.clear_override('ca_file', 'provisioner_kioxia')
         prov = kioxia.KioxiaProvisioner(self.conf)

@@ -136,3 +136,15 @@ class TestHelpers(testtools.TestCase):
             self.assertRaises(exception.MalformedReply,
                               base.replica_set_from_dict, 'v',
                               {'generation': gen, 'replicas': []})
+
+    def test_volume_grace_period(self):
+        data = {'generation': 1, 'replicas': []}
+        self.assertIsNone(base.replica_set_from_dict('v', data).grace_period)
+        data['grace_period'] = 600
+        self.assertEqual(600.0,
+                         base.replica_set_from_dict('v', data).grace_period)
+        for bad in (0, -1, 'soon', True):
+            data['grace_period'] = bad
+            err = self.assertRaises(exception.MalformedReply,
+                                    base.replica_set_from_dict, 'v', data)
+            self.assertIn('volume v: bad replica set', str(err))
