@@ -30,6 +30,10 @@ Patches here:
 ``EXTERNAL_LOCKS``
     ``oslo_concurrency.lockutils.external_lock``: cinder's external locks
     (prefix ``cinder-``) served by a distributed lock.
+``HELD_RPC_SERVERS``
+    ``cinder.rpc.get_server``: the RPC servers ``Service.start()`` builds for
+    a volume manager whose driver is not initialized are held until it is
+    (:mod:`cinder_resilience.rpc_gate`).
 ``CINDER_COORDINATOR``
     the name ``coordination`` (tooz.coordination) in the module
     ``cinder.coordination``: when the one ``cinder.coordination.COORDINATOR``
@@ -314,11 +318,43 @@ class CinderCoordinatorRouting(HostPatch):
         return [Replacement(cinder_coordination, 'coordination', shim)]
 
 
+class HeldRPCServers(HostPatch):
+    """Let a volume manager whose driver is down hold its RPC servers.
+
+    ``Service.start()`` calls ``manager.init_host()``, then builds the
+    host, backend and cluster servers with ``cinder.rpc.get_server`` and
+    starts them, then calls ``manager.init_host_with_rpc()``.  While
+    installed (from the end of such an ``init_host`` to that
+    ``init_host_with_rpc`` or the service stop), every server cinder builds
+    is passed, with its target and endpoints, to ``hold(target, endpoints,
+    server)``, which returns the server to hand back: the server itself, or
+    a stand-in whose ``start()`` waits for the driver (see
+    :mod:`cinder_resilience.rpc_gate`).
+    """
+
+    PINS = {
+        'cinder.rpc.get_server': '(target, endpoints, serializer=None)',
+        'cinder.service.Service.start': '(self)',
+        'cinder.volume.manager.VolumeManager.init_host_with_rpc': '(self)',
+    }
+
+    def _replacements(self, hold):
+        from cinder import rpc
+        original = rpc.get_server
+
+        def get_server(target, endpoints, serializer=None):
+            return hold(target, endpoints,
+                        original(target, endpoints, serializer))
+
+        return [Replacement(rpc, 'get_server', get_server)]
+
+
 EXTERNAL_LOCKS = ExternalLockRouting('external-locks')
 CINDER_COORDINATOR = CinderCoordinatorRouting('cinder-coordinator')
+HELD_RPC_SERVERS = HeldRPCServers('held-rpc-servers')
 
 #: Every patch of this module, in installation order.
-PATCHES = (EXTERNAL_LOCKS, CINDER_COORDINATOR)
+PATCHES = (EXTERNAL_LOCKS, CINDER_COORDINATOR, HELD_RPC_SERVERS)
 
 
 def uninstall_all():

@@ -100,8 +100,8 @@ def clean_dead_members(manager, coordinator, ctxt):
         Coordinator
     :returns: member service ids cleaned, or None when not elected
     """
-    lock = coordinator.get_lock(LOCK_NAME % manager.cluster)
     try:
+        lock = coordinator.get_lock(LOCK_NAME % manager.cluster)
         if not lock.acquire(blocking=False):
             LOG.debug('Another member of %s runs the dead-member cleanup.',
                       manager.cluster)

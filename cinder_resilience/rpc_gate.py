@@ -16,20 +16,23 @@ cinder's ``Service.start()`` calls ``manager.init_host()``, then builds its
 host, backend and cluster RPC servers with ``cinder.rpc.get_server`` and
 starts them, then calls ``manager.init_host_with_rpc()``. A member whose
 driver is down would consume cluster work it can only fail. When
-``init_host`` ends without a driver, :func:`install` replaces
-``cinder.rpc.get_server`` until ``init_host_with_rpc`` (or the service
-stop): a server whose endpoints include that manager is built as usual but
-returned as a :class:`HeldServer`, whose ``start()`` waits for
+``init_host`` ends without a driver, :func:`install` installs the
+``HELD_RPC_SERVERS`` patch of :mod:`cinder_resilience.host_patches` (it
+replaces ``cinder.rpc.get_server``) until ``init_host_with_rpc`` (or the
+service stop): a server whose endpoints include that manager is built as
+usual but returned as a :class:`HeldServer`, whose ``start()`` waits for
 :meth:`Gate.open`. Every other server passes through unchanged.
 
-Host names patched: ``cinder.rpc.get_server(target, endpoints,
-serializer=None)``, and the ``start``/``stop``/``wait`` of the
+Upstream names relied on: ``cinder.rpc.get_server`` (pinned in
+host_patches), and the ``start``/``stop``/``wait``/``listener`` of the
 oslo.messaging server it returns.
 """
 
 import threading
 
 from oslo_log import log as logging
+
+from cinder_resilience import host_patches
 
 LOG = logging.getLogger(__name__)
 
@@ -103,42 +106,32 @@ class Gate:
             self.servers = []
 
 
-def _rpc():
-    from cinder import rpc
-    return rpc
+#: Gates of the managers whose servers are held, by ``id(manager)``.
+_GATES = {}
+
+
+def _hold(target, endpoints, server):
+    """``host_patches.HELD_RPC_SERVERS``' hook: hold it or hand it back."""
+    for gate in list(_GATES.values()):
+        if any(e is gate.manager for e in endpoints):
+            LOG.info('RPC server %s is held until the volume driver '
+                     'initializes.', target)
+            return gate.hold(server)
+    return server
 
 
 def installed_for(manager):
     """The gate installed for ``manager``, or None."""
-    get_server = _rpc().get_server
-    gates = getattr(get_server, 'gates', {})
-    return gates.get(id(manager))
+    return _GATES.get(id(manager))
 
 
 def install(manager):
     """Hold the RPC servers built next for ``manager``; returns its Gate."""
-    rpc = _rpc()
-    gate = installed_for(manager)
-    if gate is not None:
-        return gate
-    gate = Gate(manager)
-    get_server = rpc.get_server
-    if not hasattr(get_server, 'gates'):
-        original = get_server
-
-        def get_server(target, endpoints, serializer=None):
-            server = original(target, endpoints, serializer)
-            for held_for in list(get_server.gates.values()):
-                if any(e is held_for.manager for e in endpoints):
-                    LOG.info('RPC server %s is held until the volume '
-                             'driver initializes.', target)
-                    return held_for.hold(server)
-            return server
-
-        get_server.gates = {}
-        get_server.original = original
-        rpc.get_server = get_server
-    get_server.gates[id(manager)] = gate
+    gate = _GATES.get(id(manager))
+    if gate is None:
+        gate = _GATES[id(manager)] = Gate(manager)
+    if not host_patches.HELD_RPC_SERVERS.installed:
+        host_patches.HELD_RPC_SERVERS.install(_hold)
     return gate
 
 
@@ -147,10 +140,6 @@ def uninstall(manager):
 
     Servers already held stay held until their gate opens.
     """
-    rpc = _rpc()
-    gates = getattr(rpc.get_server, 'gates', None)
-    if gates is None:
-        return
-    gates.pop(id(manager), None)
-    if not gates:
-        rpc.get_server = rpc.get_server.original
+    _GATES.pop(id(manager), None)
+    if not _GATES:
+        host_patches.HELD_RPC_SERVERS.uninstall()

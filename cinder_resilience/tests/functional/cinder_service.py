@@ -175,9 +175,10 @@ class CinderVolume:
                         self.conf_file, 'db', 'sync'],
                        check=True, capture_output=True, timeout=300)
 
-    def start(self, template=None):
+    def start(self, template=None, synced=False):
         """Prepare the database (see db_sync) and start cinder-volume."""
-        self.db_sync(template)
+        if not synced:
+            self.db_sync(template)
         with open(os.path.join(self.path, 'stdout.log'), 'wb') as out:
             self.process = subprocess.Popen(
                 [venv_script('cinder-volume'), '--config-file',
@@ -250,6 +251,15 @@ class CinderVolume:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+
+    def sql(self, statement, args=()):
+        """Run one statement on the service's database; returns the rows."""
+        db = sqlite3.connect(self.database, timeout=30)
+        try:
+            with db:
+                return db.execute(statement, args).fetchall()
+        finally:
+            db.close()
 
     def initialized(self):
         return READY_LINE in self.log()

@@ -22,8 +22,12 @@ Both run with cinder's eventlet backend (its default) and with its native
 threading backend (``OS_CINDER_DISABLE_EVENTLET_PATCHING=1``).
 """
 
+import datetime
 import time
+import uuid
 
+from cinder.objects import base as objects_base
+from cinder.volume import rpcapi as volume_rpcapi
 import fixtures
 from oslotest import base
 from testtools import content
@@ -31,6 +35,7 @@ from testtools import content
 from cinder_resilience.tests.functional import cinder_service as cs
 
 BACKEND_DELAY = 20.0
+CLUSTER = 'c1@%s' % cs.BACKEND
 
 
 class LateBackendTest(base.BaseTestCase):
@@ -134,6 +139,81 @@ class LateBackendTest(base.BaseTestCase):
         self.assertNotIn('Starting volume driver', log)
         with open(ours.path + '/stdout.log', errors='replace') as out:
             self.assertNotIn('Forking too fast', out.read())
+
+
+class DeadMemberCleanupTest(base.BaseTestCase):
+    """A real cinder-volume cleans the work of a dead cluster member.
+
+    The dead member and a live one are rows of the shared database, as a
+    SIGKILLed and a heartbeating cinder-volume leave them (the fake
+    transport cannot carry their requests between processes).
+    """
+
+    THREADING = False
+    _volume = LateBackendTest._volume
+    _attach_log = LateBackendTest._attach_log
+    _backend = LateBackendTest._backend
+
+    def _member(self, volume, host, seen, volume_type):
+        stamp = seen.strftime('%Y-%m-%d %H:%M:%S.%f')
+        volume.sql('INSERT INTO services (host, "binary", topic, '
+                   'report_count, disabled, deleted, cluster_name, '
+                   'availability_zone, rpc_current_version, '
+                   'object_current_version, created_at, updated_at) VALUES '
+                   '(?, ?, ?, 5, 0, 0, ?, ?, ?, ?, ?, ?)',
+                   (host, 'cinder-volume', 'cinder-volume', CLUSTER, 'nova',
+                    volume_rpcapi.VolumeAPI.RPC_API_VERSION,
+                    objects_base.OBJ_VERSIONS.get_current(), stamp, stamp))
+        service_id = volume.sql('SELECT id FROM services WHERE host = ?',
+                                (host,))[0][0]
+        volume_id = str(uuid.uuid4())
+        volume.sql('INSERT INTO volumes (id, status, size, host, '
+                   'cluster_name, volume_type_id, deleted, attach_status, '
+                   'user_id, project_id, created_at) VALUES '
+                   '(?, ?, 1, ?, ?, ?, 0, ?, ?, ?, ?)',
+                   (volume_id, 'creating', host + '#late', CLUSTER,
+                    volume_type, 'detached', 'u', 'p', stamp))
+        volume.sql('INSERT INTO workers (resource_type, resource_id, '
+                   'status, service_id, deleted, race_preventer, '
+                   'created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?)',
+                   ('Volume', volume_id, 'creating', service_id, stamp,
+                    stamp))
+        return volume_id
+
+    def _status(self, volume, volume_id):
+        return volume.sql('SELECT status FROM volumes WHERE id = ?',
+                          (volume_id,))[0][0]
+
+    def test_dead_members_creating_volume_ends_in_error(self):
+        port = cs.free_port()
+        self._backend(port).open()
+        survivor = self._volume(
+            'survivor', cs.OURS, port,
+            extra='cluster = c1\ndead_member_cleanup_interval = 2')
+        survivor.db_sync()
+        volume_type = survivor.sql('SELECT id FROM volume_types')[0][0]
+        now = datetime.datetime.now(datetime.timezone.utc).replace(
+            tzinfo=None)
+        dead = self._member(survivor, 'dead@late',
+                            now - datetime.timedelta(seconds=120),
+                            volume_type)
+        # Heartbeating for the whole test: never to be cleaned.
+        alive = self._member(survivor, 'alive@late',
+                             now + datetime.timedelta(seconds=600),
+                             volume_type)
+        survivor.start(synced=True)
+        self.assertTrue(cs.wait_for(
+            lambda: self._status(survivor, dead) == 'error', 180),
+            'the dead member\'s volume is still creating')
+        self.assertEqual([], survivor.sql(
+            'SELECT id FROM workers WHERE resource_id = ?', (dead,)))
+        log = survivor.log()
+        self.assertIn('Cluster member dead@late (service', log)
+        self.assertIn('Cleaning Volume with id %s' % dead, log)
+        # Two more rounds: the live member is left alone, nothing twice.
+        time.sleep(5)
+        self.assertEqual('creating', self._status(survivor, alive))
+        self.assertEqual(1, survivor.log().count('has sent no heartbeat'))
 
 
 class LateBackendThreadingTest(LateBackendTest):

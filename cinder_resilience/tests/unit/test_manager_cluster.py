@@ -20,6 +20,7 @@ oslo.messaging's fake transport, then ``init_host_with_rpc``.
 import datetime
 import logging
 
+from cinder import coordination as cinder_coordination
 from cinder.db import api as db_api
 from cinder import objects
 from cinder import rpc
@@ -46,6 +47,9 @@ class ServiceStartTestCase(test_manager.ManagerTestCase):
             self.service.save()
             objects.Cluster(self.cinder.context, name=cluster,
                             binary='cinder-volume').create()
+        # Service.start() of a volume service starts cinder's coordinator
+        # (served by ours) before init_host.
+        cinder_coordination.COORDINATOR.start()
         vm.init_host(added_to_cluster=None, service_id=self.service.id)
         servers = []
         for topic, server in (('cinder-volume', 'unit-host'),
@@ -271,6 +275,15 @@ class DeadMemberCleanupTest(ServiceStartTestCase):
         self.addCleanup(lock.release)
         self.assertIsNone(self.clean())
         self.assertEqual('creating', self.status(volume))
+
+    def test_coordinator_not_started_skips_the_round(self):
+        dead = self.member('dead@gated', seconds_since_heartbeat=120)
+        volume = self.transient_volume(dead)
+        cinder_coordination.COORDINATOR.stop()
+        self.assertIsNone(self.clean())
+        self.assertEqual('creating', self.status(volume))
+        self.assertIn('Dead-member cleanup of cluster %s skipped' % CLUSTER,
+                      self.log.output)
 
     def test_option_off_starts_no_loop(self):
         self.flags(dead_member_cleanup=False)
