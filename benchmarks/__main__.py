@@ -22,6 +22,10 @@ import sys
 import time
 
 BENCHMARKS = ('cinder_reinit', 'ironic_locking', 'coordination', 'nvme_agent')
+# Real cinder deployments (RabbitMQ, MariaDB, cinder-api...): minutes each.
+BENCHMARKS += ('cinder_cluster', 'cinder_reinit_cluster')
+# Lock chaos on 3-member clusters (the long run).
+BENCHMARKS += ('chaos',)
 
 
 def _parse_args(argv):

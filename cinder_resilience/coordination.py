@@ -23,13 +23,22 @@ A drop-in superset of ``cinder.coordination``: ``Coordinator`` (``start``,
   flagged on the lock (``lock.lost``) and reported to callbacks;
 * each acquisition has a fencing token (``lock.fencing_token``) where the
   backend can give one (file, redis, etcd, zookeeper);
-* backends unsafe for active-active are warned about at start.
+* backends unsafe for active-active are warned about at start;
+* ``start()`` fails fast, like upstream's, when the backend is unreachable;
+  once started, a lock requested while the backend is unreachable waits
+  (with jittered backoff) only as long as its ``blocking``/``timeout``
+  allow, then is not acquired: its body never runs unlocked;
+* the lease of a lock whose holder died is ``heartbeat`` x
+  ``lease_heartbeats`` seconds (see ``backends.lease_url``).
 
 Lock names use the same ``cinder-`` prefix and tooz naming as
-``cinder.coordination``, so both exclude each other on one backend.
+``cinder.coordination``, so both exclude each other on one backend.  With
+the plugin enabled, ``cinder.coordination.COORDINATOR`` itself is served by
+``COORDINATOR`` here (see ``coordination_service``).
 """
 
 import inspect
+import os
 import threading
 import time
 import uuid
@@ -39,9 +48,11 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from tooz import coordination as tooz_coordination
 
+from cinder_resilience import backend_internals
+from cinder_resilience import backends
 from cinder_resilience import exception
-from cinder_resilience import fencing
 from cinder_resilience import lease_keeper
+from cinder_resilience import locks
 from cinder_resilience import opts
 
 LOG = logging.getLogger(__name__)
@@ -59,146 +70,20 @@ def register_opts(conf):
     opts.register_opts(conf)
 
 
+def _clustered(conf):
+    """False only when cinder-volume's ``cluster`` option is known unset."""
+    try:
+        return bool(conf.cluster)
+    except cfg.NoSuchOptError:
+        return True
+
+
 def _read_mounts():
     try:
         with open('/proc/mounts') as f:
             return f.read()
     except OSError:
         return ''
-
-
-def blocking_argument(blocking, timeout):
-    """Turn (blocking, timeout) into tooz's ``blocking`` argument.
-
-    tooz takes a number as ``blocking`` to mean "wait at most that long";
-    its ``timeout`` keyword means a lease length on some drivers, so it is
-    never passed.
-    """
-    if blocking is True and timeout is not None:
-        return float(timeout)
-    if blocking is False or blocking is True:
-        return blocking
-    return float(blocking)
-
-
-class Lock(object):
-    """A named distributed lock handed out by ``Coordinator.get_lock``.
-
-    ``lost`` becomes True (and callbacks run) when the backend stops holding
-    the lock for us while we believe we hold it.  ``fencing_token`` is an
-    integer that grows with each acquisition of the name, whoever holds it.
-    """
-
-    def __init__(self, coordinator, name, tooz_lock):
-        self._coordinator = coordinator
-        self.tooz_lock = tooz_lock
-        self.name = name
-        self.acquired = False
-        self.lost = False
-        self.lost_reason = None
-        self.deadline = None
-        self._token = None
-        self._callbacks = []
-
-    def add_lost_callback(self, callback):
-        """Call ``callback(lock)`` when this lock is lost while held."""
-        self._callbacks.append(callback)
-
-    def acquire(self, blocking=True, timeout=None):
-        """Take the lock; True if taken, False if not (never raises so)."""
-        coord = self._coordinator
-        if coord.closed:
-            raise exception.CoordinatorNotStarted(name=self.name)
-        if timeout is None and blocking.__class__ is bool:
-            argument = blocking   # the common case, kept cheap
-        else:
-            argument = blocking_argument(blocking, timeout)
-        lease = coord.lease_seconds
-        started = time.monotonic() if lease else None
-        try:
-            if not self.tooz_lock.acquire(argument):
-                return False
-        except coord.timeout_errors:
-            return False
-        self.acquired = True
-        if self.lost:
-            self.lost = False
-            self.lost_reason = None
-        self._token = None
-        if lease:
-            # The lease began when the backend granted it: after
-            # ``started`` and, after a long wait, within the last round trip.
-            granted = max(started, time.monotonic() - min(1.0, lease / 10))
-            self.deadline = granted + lease
-        coord._held.add(self)
-        return True
-
-    def release(self):
-        """Release; True only if the lock was held all along until now."""
-        self._coordinator._held.discard(self)
-        was_lost = self.lost
-        try:
-            released = self.tooz_lock.release()
-        except Exception as exc:
-            self.mark_lost('release failed: %s' % exc)
-            self.acquired = False
-            raise
-        if not released:
-            self.mark_lost('the backend refused the release (not the owner)')
-        self.acquired = False
-        return bool(released) and not was_lost
-
-    @property
-    def fencing_token(self):
-        """Fencing token of the current acquisition (fetched once).
-
-        :raises: LockLost if the lock is lost or not held;
-                 FencingTokenUnavailable if the backend has none
-        """
-        self.check()
-        if self._token is None:
-            try:
-                self._token = self._coordinator.backend.token(self.tooz_lock)
-            except exception.LockLost as exc:
-                self.mark_lost(exc.kwargs.get('reason', str(exc)))
-                raise
-        return self._token
-
-    def check(self):
-        """Raise LockLost unless the lock is held and not known lost."""
-        if self.lost:
-            raise exception.LockLost(name=self.name, reason=self.lost_reason)
-        if not self.acquired:
-            raise exception.LockLost(name=self.name, reason='not acquired')
-
-    def mark_lost(self, reason):
-        """Record that the lock is gone; log, flag and call back once."""
-        if self.lost or not self.acquired:
-            return
-        self.lost = True
-        self.lost_reason = reason
-        LOG.error('Distributed lock %(name)s was lost while held: '
-                  '%(reason)s. Work done under it from now on is '
-                  'unprotected.', {'name': self.name, 'reason': reason})
-        for callback in self._callbacks + self._coordinator.lost_callbacks:
-            try:
-                callback(self)
-            except Exception:
-                # A broken callback must not stop the others or the keeper.
-                LOG.exception('Lost-lock callback %s failed', callback)
-
-    def __enter__(self):
-        if not self.acquire():
-            raise exception.LockAcquireFailed(
-                name=self.name, mode='blocking', f_name='the with block')
-        return self
-
-    def __exit__(self, exc_type, exc_val, exc_tb):
-        self.release()
-
-    def __repr__(self):
-        return '<Lock %s acquired=%s lost=%s>' % (self.name, self.acquired,
-                                                  self.lost)
 
 
 class Coordinator(object):
@@ -209,9 +94,10 @@ class Coordinator(object):
     :param conf: oslo.config object holding ``[coordination]``
     :param backend_url: overrides ``[coordination] backend_url``
     :param on_lock_lost: ``callback(lock)`` for every lost lock
-    :param waiter: ``waiter(seconds)`` between connection attempts, which
-                   returns True to abandon (tests inject one that never
-                   sleeps); by default an interruptible wait
+    :param waiter: ``waiter(seconds)`` between two attempts to acquire a
+                   lock while the backend is unreachable, which returns True
+                   to abandon (tests inject one that never sleeps); by
+                   default a wait that ``stop()`` interrupts
     """
 
     def __init__(self, agent_id=None, prefix='', conf=None, backend_url=None,
@@ -228,8 +114,10 @@ class Coordinator(object):
         # Plain set operations are atomic under the GIL; the keeper thread
         # only ever takes a snapshot (held_locks) or tests membership.
         self._held = set()
+        self._releasing = set()
         self.lease_seconds = None
         self.timeout_errors = ()
+        self.unreachable_errors = ()
         self._stopping = threading.Event()
         self._waiter = waiter or self._stopping.wait
         self._keeper = None
@@ -242,47 +130,93 @@ class Coordinator(object):
         register_opts(self.conf)
         return self.conf.coordination
 
+    @property
+    def effective_url(self):
+        """``url`` with our lease option set (see backends.lease_url)."""
+        group = self._options()
+        lease = backends.lease_seconds_for(group.heartbeat,
+                                           group.lease_heartbeats)
+        return backends.lease_url(self.url, lease)[0]
+
     def start(self):
-        """Connect (retrying with backoff) and start lost-lock detection."""
+        """Connect and start lost-lock detection; fail fast like upstream.
+
+        :raises: tooz.coordination.ToozConnectionError when the backend
+                 cannot be reached (nothing is retried: the service fails
+                 to start, as it does with cinder's own coordinator)
+        """
         if self.started:
             return
         group = self._options()
         member_id = (self.prefix + self.agent_id).encode('ascii')
-        backoff = lease_keeper.Backoff(group.initial_reconnect_backoff,
-                                       group.max_reconnect_backoff)
         self._stopping.clear()
-        self.coordinator = self._connect(member_id, backoff)
-        self.backend = fencing.profile_for(self.coordinator)
+        self.coordinator = self._connect(member_id)
+        self.backend = backends.profile_for(self.coordinator)
         self.lease_seconds = self.backend.lease_seconds
         self.timeout_errors = self.backend.timeout_errors
+        self.unreachable_errors = (self.backend.connection_errors +
+                                   self.backend.raw_errors())
         self._warn_if_unsafe()
         self.closed = False
         self.backend.watch(self._session_lost)
         if self.backend.lease_based:
             self._keeper = lease_keeper.LeaseKeeper(
-                self, group.heartbeat, backoff)
+                self, group.heartbeat, self.new_backoff())
             self._keeper.start()
         self.started = True
+        _register_fork_hook()
 
-    def _connect(self, member_id, backoff):
-        unreachable = fencing.connection_errors(self.url)
-        attempt = 0
-        while True:
-            attempt += 1
-            driver = tooz_coordination.get_coordinator(self.url, member_id)
-            try:
+    def _connect(self, member_id):
+        url = self.effective_url
+        driver = tooz_coordination.get_coordinator(url, member_id)
+        try:
+            with backend_internals.translated(backends.raw_errors_for(url)):
                 driver.start(start_heart=False)
-                return driver
-            except unreachable as exc:
-                delay = backoff.next()
-                LOG.warning('Coordination backend unreachable (attempt '
-                            '%(n)d): %(err)s; retrying in %(delay).2fs',
-                            {'n': attempt, 'err': exc, 'delay': delay})
-                if self._waiter(delay):
-                    raise
+        except tooz_coordination.ToozConnectionError as exc:
+            LOG.error('Coordination backend %(backend)s unreachable at '
+                      'start: %(err)s', {'backend': _scheme(url),
+                                         'err': exc})
+            self.coordinator = None
+            raise
+        return driver
+
+    def new_backoff(self):
+        group = self._options()
+        return lease_keeper.Backoff(group.initial_reconnect_backoff,
+                                    group.max_reconnect_backoff)
+
+    def wait_for_backend(self, name, error, deadline, backoff):
+        """Wait before retrying ``name``; the next acquire argument or None.
+
+        :param deadline: monotonic deadline, None to wait for ever, 0 for a
+                         non-blocking acquire
+        :returns: None when no time is left (the acquire fails)
+        :raises: CoordinatorNotStarted when the coordinator stops meanwhile
+        """
+        delay = backoff.next()
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                LOG.warning('Lock %(name)s not acquired: the coordination '
+                            'backend is unreachable (%(err)s)',
+                            {'name': name, 'err': error})
+                return None
+            delay = min(delay, left)
+        LOG.warning('Coordination backend unreachable while acquiring '
+                    '%(name)s (%(err)s); retrying in %(delay).2fs',
+                    {'name': name, 'err': error, 'delay': delay})
+        if self._waiter(delay) or self.closed:
+            raise exception.CoordinatorNotStarted(name=name)
+        if deadline is None:
+            return True
+        return max(0.0, deadline - time.monotonic()) or False
 
     def _warn_if_unsafe(self):
-        risk = fencing.active_active_risk(self.url, _read_mounts())
+        if not self.backend.across_hosts and not _clustered(self.conf):
+            # Without cinder's ``cluster`` option no other host shares the
+            # backends: locks of this host are all a single node needs.
+            return
+        risk = self.backend.risk(self.url, _read_mounts())
         if risk:
             LOG.warning('Coordination backend %(backend)s is not safe for '
                         'active-active: %(risk)s',
@@ -315,10 +249,30 @@ class Coordinator(object):
 
     def get_lock(self, name):
         """Return a ``Lock`` for ``name`` (prefixed like cinder's)."""
+        return self.lock_for(self.prefix + name)
+
+    def lock_for(self, full_name, lock_class=None):
+        """Return a ``lock_class`` (``Lock``) for an already prefixed name.
+
+        The backend key is exactly the one a stock cinder Coordinator uses
+        for the same name.
+        """
         if self.coordinator is None or self.closed:
-            raise exception.CoordinatorNotStarted(name=name)
-        full = self.prefix + name
-        return Lock(self, full, self.coordinator.get_lock(full.encode()))
+            raise exception.CoordinatorNotStarted(name=full_name)
+        tooz_lock = self.coordinator.get_lock(full_name.encode('ascii'))
+        return (lock_class or locks.Lock)(self, full_name, tooz_lock)
+
+    def after_fork_in_child(self):
+        """Restart the lease keeper in a forked child.
+
+        Threads do not survive fork; locks held by the parent are not the
+        child's.
+        """
+        self._held.clear()
+        if self._keeper is not None:
+            self._keeper = lease_keeper.LeaseKeeper(
+                self, self._options().heartbeat, self.new_backoff())
+            self._keeper.start()
 
     def remove_lock(self, glob_name):
         """Remove lock files (file backend only, like cinder's)."""
@@ -334,11 +288,32 @@ class Coordinator(object):
         return lock in self._held
 
     def _session_lost(self, reason):
-        for lock in self.held_locks():
+        for lock in self.held_locks() + list(self._releasing):
             lock.mark_lost(reason)
 
 
+Lock = locks.Lock
+blocking_argument = locks.blocking_argument
+
 COORDINATOR = Coordinator(prefix='cinder-')
+_FORK_HOOK = []
+
+
+def _register_fork_hook():
+    """cinder-api starts its coordinator before forking its workers."""
+    if not _FORK_HOOK:
+        _FORK_HOOK.append(True)
+        os.register_at_fork(after_in_child=_after_fork)
+
+
+def _after_fork():
+    if COORDINATOR.started:
+        COORDINATOR.after_fork_in_child()
+
+
+def _scheme(url):
+    """The part of a backend URL safe to log (backend_url is secret)."""
+    return url.split('://', 1)[0]
 
 
 def synchronized_remove(glob_name, coordinator=COORDINATOR):

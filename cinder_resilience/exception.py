@@ -70,3 +70,18 @@ class FencingTokenUnavailable(CoordinationError):
 
     msg_fmt = ('The %(backend)s coordination backend gives no fencing token '
                '(lock %(name)s)')
+
+
+class HostPatchMismatch(CinderResilienceException):
+    """An upstream object a host patch relies on changed or disappeared."""
+
+    msg_fmt = ('Cannot patch %(name)s: %(reason)s. This cinder/oslo version '
+               'is not supported by cinder_resilience.host_patches.')
+
+
+class BackendInternalsChanged(CoordinationError):
+    """A private attribute of tooz or of its client library disappeared."""
+
+    msg_fmt = ('%(owner)s has no attribute %(attribute)s any more: this '
+               'tooz or client library version is not supported by '
+               'cinder_resilience.backends.')

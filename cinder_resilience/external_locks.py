@@ -15,16 +15,17 @@
 ``cinder.utils.synchronized(name, external=True)`` takes a lock file in
 ``lock_path``: it excludes processes of one host only.  oslo.concurrency
 builds that file lock through ``lockutils.external_lock`` at call time, so
-replacing that one function routes every external lock with cinder's
-``cinder-`` prefix (and only those) to a distributed lock, including the
-functions cinder decorated at import time.  Other prefixes (os-brick's, for
-instance) keep their lock files.
+replacing that one function (the ``EXTERNAL_LOCKS`` patch of
+:mod:`cinder_resilience.host_patches`) routes every external lock with
+cinder's ``cinder-`` prefix (and only those) to a distributed lock, including
+the functions cinder decorated at import time.  Other prefixes (os-brick's,
+for instance) keep their lock files.
 """
 
-from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
 from cinder_resilience import exception
+from cinder_resilience import host_patches
 
 LOG = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class ExternalLock(object):
 
 def installed():
     """True when external locks are currently routed."""
-    return hasattr(lockutils.external_lock, 'routed_to')
+    return host_patches.EXTERNAL_LOCKS.installed
 
 
 def install(coordinator, prefix=CINDER_PREFIX):
@@ -66,20 +67,10 @@ def install(coordinator, prefix=CINDER_PREFIX):
 
     The coordinator's own prefix is used for the tooz name, so a lock file
     ``cinder-foo`` becomes the distributed lock ``cinder-foo`` when the
-    coordinator's prefix is ``cinder-``.
+    coordinator's prefix is ``cinder-``.  See
+    :class:`cinder_resilience.host_patches.ExternalLockRouting`.
     """
-    if installed():
-        uninstall()
-    original = lockutils.external_lock
-
-    def external_lock(name, lock_file_prefix=None, lock_path=None):
-        if lock_file_prefix == prefix and coordinator.started:
-            return ExternalLock(coordinator.get_lock(name))
-        return original(name, lock_file_prefix, lock_path)
-
-    external_lock.routed_to = coordinator
-    external_lock.original = original
-    lockutils.external_lock = external_lock
+    host_patches.EXTERNAL_LOCKS.install(coordinator, prefix)
     LOG.info('External locks with prefix %(prefix)s are served by the '
              '%(url)s coordination backend',
              {'prefix': prefix, 'url': coordinator.backend.name
@@ -88,5 +79,4 @@ def install(coordinator, prefix=CINDER_PREFIX):
 
 def uninstall():
     """Give external locks back to lock files."""
-    if installed():
-        lockutils.external_lock = lockutils.external_lock.original
+    host_patches.EXTERNAL_LOCKS.uninstall()

@@ -28,7 +28,7 @@ heartbeat sent so the service reports up.
 """
 
 import random
-import threading
+import sys
 import time
 
 from cinder import context
@@ -37,8 +37,13 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from cinder_resilience import coordination_service
+from cinder_resilience import exception
+from cinder_resilience import member_cleanup
 from cinder_resilience import opts
 from cinder_resilience import reinit_policy
+from cinder_resilience import reinit_state
+from cinder_resilience import rpc_gate
+from cinder_resilience import service_status
 
 # cinder.volume.manager refers to the versioned object classes at import
 # time; cinder-volume registers them before loading the manager, other
@@ -85,46 +90,80 @@ def looping_call_runner(step, first_wait, max_wait):
     return call
 
 
+def load_policy_or_exit(conf):
+    """Validate the options; a bad one ends the process with one line.
+
+    cinder-volume builds its managers in the parent process, before it
+    forks a worker per backend: failing here stops the service once,
+    instead of a worker that fails and is respawned over and over.
+    """
+    try:
+        return reinit_policy.load_policy(conf)
+    except exception.InvalidReinitOption as exc:
+        LOG.error('%s; cinder-volume does not start.', exc)
+        sys.exit(1)
+
+
 class DriverReinitMixin:
     """Retries a failed volume driver start, then probes in the background.
 
     Compose it before ``cinder.volume.manager.VolumeManager``. Tests and the
     benchmark replace ``reinit_wait`` (``wait(seconds) -> stopped``),
     ``reinit_random``, ``reinit_clock`` and ``reinit_runner`` (same contract
-    as :func:`looping_call_runner`) so that nothing sleeps for real.
+    as :func:`looping_call_runner`, also used for the dead-member cleanup)
+    so that nothing sleeps for real.
     """
 
     def __init__(self, *args, **kwargs):
         opts.register_opts(CONF)
-        self._reinit_stop_event = threading.Event()
-        self._reinit_lock = threading.Lock()
-        self._reinit_rpc_pending = False
-        self._reinit_probing = False
-        self._reinit_loop = None
-        self._reinit_policy = None
+        self.reinit_state = reinit_state.ReinitState()
+        self._reinit_policy = load_policy_or_exit(CONF)
         self._reinit_args = (None, {})
-        self._reinit_attempts = 0
-        self._reinit_exponent = 0
-        self._reinit_started = None
-        self.reinit_wait = self._reinit_stop_event.wait
+        self._cleanup_loop = None
+        self._rpc_gate = None
+        self.reinit_wait = self.reinit_state.stop_event.wait
         self.reinit_random = random.random
         self.reinit_clock = time.monotonic
         self.reinit_runner = looping_call_runner
+        self.cleanup_runner = looping_call_runner
         super().__init__(*args, **kwargs)
 
     # -- service life cycle -------------------------------------------------
 
     def init_host(self, added_to_cluster=None, **kwargs):
         """Start the driver, retrying as configured (see module doc)."""
-        policy = reinit_policy.load_policy(CONF)
-        self._reinit_reset(policy)
+        self.stop_reinit()
+        policy = self._reinit_policy = reinit_policy.load_policy(CONF)
+        self.reinit_state.begin(self.reinit_clock())
         if not self._reinit_driver_allowed():
+            self.reinit_state.end(reinit_state.GAVE_UP)
             return
         self._reinit_args = (added_to_cluster, kwargs)
-        self._reinit_started = self.reinit_clock()
+        outcome = self._reinit_counted_attempts(policy)
+        if outcome == READY:
+            self.reinit_state.end(reinit_state.READY)
+            return
+        if outcome == STOPPED:
+            LOG.info('Driver re-initialization of %s stopped.',
+                     self._reinit_driver_name())
+            return
+        self._rpc_gate = rpc_gate.install(self)
+        if outcome == TRANSIENT:
+            self._reinit_start_background()
+        else:
+            self.reinit_state.end(reinit_state.GAVE_UP)
+
+    def _reinit_counted_attempts(self, policy):
+        """The first attempt and cinder's counted retries, as upstream.
+
+        Every failure, permanent or not, is retried ``reinit_driver_count``
+        times; the classification of the last one decides what follows.
+        """
         outcome = self._reinit_attempt()
         attempt = 0
-        while outcome == TRANSIENT and attempt < policy.count:
+        while outcome in (TRANSIENT, PERMANENT) and attempt < policy.count:
+            if attempt == 0:
+                self._reinit_report_down()
             wait = policy.counted_wait(attempt, self.reinit_random())
             LOG.warning('Volume driver %(driver)s is not initialized; '
                         'retry %(n)d of %(count)d in %(wait).1f s.',
@@ -132,16 +171,15 @@ class DriverReinitMixin:
                          'n': attempt + 1, 'count': policy.count,
                          'wait': wait})
             if self.reinit_wait(wait):
-                outcome = STOPPED
-                break
+                return STOPPED
             attempt += 1
             outcome = self._reinit_attempt()
-        self._reinit_exponent = attempt
-        if outcome == TRANSIENT:
-            self._reinit_start_background()
-        elif outcome == STOPPED:
-            LOG.info('Driver re-initialization of %s stopped.',
-                     self._reinit_driver_name())
+        self.reinit_state.exponent = attempt
+        if outcome == PERMANENT:
+            self._reinit_log_permanent()
+        if outcome in (TRANSIENT, PERMANENT):
+            self._reinit_report_down()
+        return outcome
 
     def init_host_with_rpc(self):
         """Run cinder's RPC-dependent start work, or defer it.
@@ -149,37 +187,32 @@ class DriverReinitMixin:
         While background probing may still bring the driver up, the work is
         deferred and done right after the late success.
         """
-        with self._reinit_lock:
-            if self._reinit_probing and not self.driver.initialized:
-                self._reinit_rpc_pending = True
-                LOG.warning('RPC initialization of volume driver %s is '
-                            'deferred until the driver initializes.',
-                            self._reinit_driver_name())
-                return
+        rpc_gate.uninstall(self)
+        if self.reinit_state.defer_rpc():
+            LOG.warning('RPC initialization of volume driver %s is '
+                        'deferred until the driver initializes.',
+                        self._reinit_driver_name())
+            return
         super().init_host_with_rpc()
+        self._reinit_start_cleanup()
 
     def stop_reinit(self):
-        """Stop counted waits and background probing; returns at once."""
-        self._reinit_stop_event.set()
-        with self._reinit_lock:
-            loop, self._reinit_loop = self._reinit_loop, None
-            self._reinit_probing = False
+        """Stop counted waits, probes and the dead-member cleanup."""
+        loop = self.reinit_state.stop()
         if loop is not None:
             loop.stop()
-
-    def _reinit_reset(self, policy):
-        """Forget a previous start (a service may be started again)."""
-        self.stop_reinit()
-        self._reinit_stop_event.clear()
-        self._reinit_policy = policy
-        self._reinit_attempts = 0
-        self._reinit_exponent = 0
-        self._reinit_rpc_pending = False
+        cleanup, self._cleanup_loop = self._cleanup_loop, None
+        if cleanup is not None:
+            cleanup.stop()
+        rpc_gate.uninstall(self)
+        gate, self._rpc_gate = self._rpc_gate, None
+        if gate is not None:
+            gate.close()
 
     @property
     def reinit_probing(self):
         """True while the background probe is scheduled."""
-        return self._reinit_probing
+        return self.reinit_state.probing
 
     # -- one attempt --------------------------------------------------------
 
@@ -203,25 +236,26 @@ class DriverReinitMixin:
 
         :returns: READY, TRANSIENT, PERMANENT or STOPPED
         """
-        if self._reinit_stop_event.is_set():
+        if self.reinit_state.stopped:
             return STOPPED
-        if self._reinit_attempts:
+        if self.reinit_state.count_attempt():
             self._reinit_undo_partial_setup()
-        self._reinit_attempts += 1
         error = self._reinit_init_host_once()
         if self.driver.initialized:
             return READY
-        permanent = reinit_policy.find_permanent(
+        self._reinit_last_error = reinit_policy.find_permanent(
             error, self._reinit_policy.permanent)
-        if permanent is None:
-            return TRANSIENT
+        return TRANSIENT if self._reinit_last_error is None else PERMANENT
+
+    def _reinit_log_permanent(self):
+        error = self._reinit_last_error
         LOG.error('Volume driver %(driver)s cannot start: %(cls)s: %(err)s. '
                   'This error is permanent (reinit_driver_permanent_errors): '
-                  'no further attempt; fix the cause and restart the '
-                  'service.',
+                  'no further attempt after %(n)d; fix the cause and restart '
+                  'the service.',
                   {'driver': self._reinit_driver_name(),
-                   'cls': type(permanent).__name__, 'err': permanent})
-        return PERMANENT
+                   'cls': type(error).__name__, 'err': error,
+                   'n': self.reinit_state.attempts})
 
     def _reinit_init_host_once(self):
         """Run ``_init_host`` and return the exception that failed it.
@@ -267,76 +301,90 @@ class DriverReinitMixin:
 
     def _reinit_start_background(self):
         policy = self._reinit_policy
+        state = self.reinit_state
         if not policy.background:
+            state.end(reinit_state.GAVE_UP)
             LOG.error('Volume driver %(driver)s is still not initialized '
                       'after %(n)d attempts and background probing is off '
                       '(reinit_driver_background): restart the service once '
                       'the backend is back.',
                       {'driver': self._reinit_driver_name(),
-                       'n': self._reinit_attempts})
+                       'n': state.attempts})
             return
-        first = policy.probe_wait(self._reinit_exponent, self.reinit_random())
+        first = policy.probe_wait(state.exponent, self.reinit_random())
         LOG.warning('Volume driver %(driver)s is still not initialized after '
                     '%(n)d attempts; probing in the background (first probe '
                     'in %(wait).1f s, then at most every %(cap)d s). The '
-                    'service reports down until then.',
+                    'service reports down and takes no RPC work until then.',
                     {'driver': self._reinit_driver_name(),
-                     'n': self._reinit_attempts, 'wait': first,
+                     'n': state.attempts, 'wait': first,
                      'cap': policy.probe_interval})
-        with self._reinit_lock:
-            if self._reinit_stop_event.is_set():
-                return
-            self._reinit_probing = True
-            self._reinit_loop = self.reinit_runner(
-                self._reinit_probe, first, policy.probe_interval)
+        state.start_probing(lambda: self.reinit_runner(
+            self._reinit_probe, first, policy.probe_interval))
 
     def _reinit_probe(self):
         """One background probe: the next wait in seconds, None when done."""
         outcome = self._reinit_attempt()
+        state = self.reinit_state
         if outcome == TRANSIENT:
-            self._reinit_exponent += 1
-            wait = self._reinit_policy.probe_wait(self._reinit_exponent,
+            state.exponent += 1
+            wait = self._reinit_policy.probe_wait(state.exponent,
                                                   self.reinit_random())
             LOG.warning('Volume driver %(driver)s is still not initialized '
                         '(attempt %(n)d); next probe in %(wait).1f s.',
                         {'driver': self._reinit_driver_name(),
-                         'n': self._reinit_attempts, 'wait': wait})
+                         'n': state.attempts, 'wait': wait})
             return wait
-        with self._reinit_lock:
-            self._reinit_probing = False
-            self._reinit_loop = None
-            rpc_pending, self._reinit_rpc_pending = (
-                self._reinit_rpc_pending, False)
+        if outcome == PERMANENT:
+            self._reinit_log_permanent()
+        phase = {READY: reinit_state.READY, PERMANENT: reinit_state.GAVE_UP,
+                 STOPPED: reinit_state.STOPPED}[outcome]
+        rpc_pending = state.end(phase)
         if outcome == READY:
             self._reinit_finish_late_start(rpc_pending)
         return None
 
     def _reinit_finish_late_start(self, rpc_pending):
         """Leave the service as a start-time success would have."""
+        gate = self._rpc_gate
+        started = gate.open() if gate is not None else 0
         if rpc_pending:
             super().init_host_with_rpc()
+            self._reinit_start_cleanup()
         self._reinit_heartbeat()
         LOG.info('Volume driver %(driver)s initialized after %(n)d attempts '
-                 'and %(secs).1f s; the service is up.',
+                 'and %(secs).1f s; %(rpc)d RPC servers started, the service '
+                 'is up.',
                  {'driver': self._reinit_driver_name(),
-                  'n': self._reinit_attempts,
-                  'secs': self.reinit_clock() - self._reinit_started})
+                  'n': self.reinit_state.attempts, 'rpc': started,
+                  'secs': self.reinit_clock() - self.reinit_state.started})
+
+    def _reinit_service_id(self):
+        return self._reinit_args[1].get('service_id')
+
+    def _reinit_report_down(self):
+        service_status.report_down(self._reinit_service_id())
 
     def _reinit_heartbeat(self):
-        """Report the service up now rather than at the next report tick."""
-        service_id = self._reinit_args[1].get('service_id')
-        if service_id is None:
+        service_status.heartbeat(self._reinit_service_id())
+
+    # -- dead-member cleanup --------------------------------------------------
+
+    def _reinit_start_cleanup(self):
+        """Clean dead cluster members periodically (member_cleanup)."""
+        if not (self.cluster and CONF.dead_member_cleanup and
+                self.driver.initialized):
             return
-        try:
-            service = objects.Service.get_by_id(context.get_admin_context(),
-                                                service_id)
-            service.report_count += 1
-            service.save()
-        except Exception:
-            # The service's own report_state timer sends the next heartbeat
-            # anyway; this one only shortens the time shown as down.
-            LOG.exception('Could not send the heartbeat of service %s.',
-                          service_id)
+        coordinator = self._cleanup_coordinator()
+        if coordinator is None or self._cleanup_loop is not None:
+            return
+        self._cleanup_loop = member_cleanup.start(
+            self, coordinator, self.cleanup_runner,
+            CONF.dead_member_cleanup_interval, self.reinit_random())
+
+    def _cleanup_coordinator(self):
+        """The coordinator electing the cleaner; None disables cleaning."""
+        return None
 
 
 def _recording(method, errors):
@@ -355,8 +403,12 @@ class VolumeManager(coordination_service.CoordinationMixin,
     """cinder's VolumeManager with driver re-initialization.
 
     It also starts ``cinder_resilience.coordination.COORDINATOR`` before
-    the driver and stops it with the service (see coordination_service).
+    the driver and stops it with the service (see coordination_service),
+    and elects the cleaner of dead cluster members through it.
     """
+
+    def _cleanup_coordinator(self):
+        return self._coordinator()
 
     def stop_coordination(self):
         """Called when cinder's Service.stop() stops its coordinator.

@@ -74,13 +74,35 @@ REINIT_OPTS = [
                 default=DEFAULT_PERMANENT_ERRORS,
                 help='Dotted class names of exceptions that make a failed '
                      'driver start permanent: when do_setup or '
-                     'check_for_setup_error raises one of these (or an '
-                     'exception caused by one), the service stops retrying '
-                     'at once and logs one ERROR. Subclasses match. Every '
+                     'check_for_setup_error still raises one of these (or an '
+                     'exception caused by one) after the reinit_driver_count '
+                     'counted retries, no background probing follows and one '
+                     'ERROR is logged. Subclasses match. Every '
                      'name must be importable, otherwise the service refuses '
                      'to start. Add for instance '
                      'cinder.exception.NotAuthorized to treat rejected '
                      'credentials as permanent.'),
+]
+
+#: Cluster options of cinder_resilience.member_cleanup, in ``[DEFAULT]``
+#: next to cinder's ``cluster`` and ``service_down_time``.
+CLUSTER_OPTS = [
+    cfg.BoolOpt('dead_member_cleanup',
+                default=True,
+                help='In an active-active cluster (cluster is set), have one '
+                     'live member, elected through the coordination '
+                     'backend, run cinder\'s workers cleanup for every member '
+                     'that has sent no heartbeat for service_down_time: its '
+                     'volumes and snapshots left creating or deleting end '
+                     'in a clean state without an operator calling the '
+                     'workers cleanup API. Used with volume_manager = '
+                     'cinder_resilience.manager.VolumeManager.'),
+    cfg.IntOpt('dead_member_cleanup_interval',
+               default=30, min=1, max=3600,
+               help='Seconds between two looks for dead cluster members '
+                    '(see dead_member_cleanup). A dead member\'s work is '
+                    'cleaned at most service_down_time plus this long after '
+                    'its last heartbeat.'),
 ]
 
 #: ``[coordination]`` options of cinder_resilience.coordination. cinder
@@ -104,6 +126,17 @@ COORDINATION_OPTS = [
                  help='Longest wait, in seconds, between two attempts to '
                       'reach the coordination backend. A held lock is still '
                       'reported lost when its lease runs out meanwhile.'),
+    cfg.IntOpt('lease_heartbeats',
+               default=3, min=2, max=60,
+               help='Lease of a distributed lock, in heartbeats: a lock '
+                    'whose holder died (SIGKILL, power loss, partition) '
+                    'becomes free after about heartbeat x lease_heartbeats '
+                    'seconds, rounded up to whole seconds. It is passed to '
+                    'the backend as the lock_timeout option of redis and '
+                    'etcd URLs and the session timeout option of zookeeper '
+                    'URLs, unless backend_url already sets that option. '
+                    'ZooKeeper servers bound session timeouts to between 2 '
+                    'and 20 tickTime.'),
     cfg.BoolOpt('route_external_locks',
                 default=False,
                 help='Serve cinder\'s external (inter-process) locks, taken '
@@ -115,7 +148,7 @@ COORDINATION_OPTS = [
 ]
 
 _GROUPS = [
-    ('DEFAULT', REINIT_OPTS),
+    ('DEFAULT', REINIT_OPTS + CLUSTER_OPTS),
     ('coordination', COORDINATION_OPTS),
 ]
 

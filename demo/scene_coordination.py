@@ -185,8 +185,8 @@ def main(argv=None):
     workdir = tempfile.mkdtemp(prefix='demo-coordination-')
     url = args.url or 'file://' + os.path.join(workdir, 'locks')
     print(__doc__.split('\n\n', 1)[0].split(': ', 1)[1])
-    from cinder_resilience import fencing
-    risk = fencing.active_active_risk(url, _mounts())
+    from cinder_resilience import backends
+    risk = backends.active_active_risk(url, _mounts())
     print('At start each service checks its backend. %s' % (
         'It warns: ' + risk if risk else 'No warning: this backend is '
         'safe for active-active.'))

@@ -12,7 +12,7 @@
 
 """Scene: API calls that meet a locked node, stock ironic against ours.
 
-Runs ``ironic_locking.contention`` in a child process: a real ironic
+Runs ``benchmarks.ironic_contention`` in a child process: a real ironic
 database (sqlite file, ironic's schema and objects), one node, and bursts of
 eight simultaneous requests for the node's exclusive lock, each holder
 keeping it for 50 ms. The same bursts meet ironic's stock TaskManager first,
@@ -29,7 +29,7 @@ HOLD = 0.05
 
 
 def _measure():
-    command = [sys.executable, '-m', 'ironic_locking.contention',
+    command = [sys.executable, '-m', 'benchmarks.ironic_contention',
                '--rounds', str(ROUNDS), '--workers', str(WORKERS),
                '--hold', str(HOLD)]
     done = subprocess.run(command, capture_output=True, text=True,

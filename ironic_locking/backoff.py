@@ -13,9 +13,16 @@
 """Pure decisions of the NodeLocked retry: when to stop, how long to wait.
 
 Nothing here sleeps, reads a clock or touches the database: the caller says
-how many attempts were made and how long it has waited so far, and gets back
-the next wait (or ``None`` to give up). That keeps every strategy testable
-on plain numbers.
+how many counted attempts were made and how long it has waited so far, and
+gets back the next wait (or ``None`` to give up). That keeps the schedule
+testable on plain numbers.
+
+ironic's meaning of its two options is kept: ``node_locked_retry_attempts``
+attempts, ``node_locked_retry_interval`` seconds apart, so a request gives up
+after (attempts - 1) x interval seconds. The ``jittered`` strategy spreads
+the attempts in between (each wait between half and all of the interval)
+and makes the last one at that same moment; ``fixed`` waits exactly the
+interval, as ironic does.
 """
 
 import dataclasses
@@ -23,27 +30,32 @@ import random
 
 from ironic_locking import opts
 
-__all__ = ['Policy', 'make_policy', 'next_wait']
+__all__ = ['Policy', 'make_policy', 'next_wait', 'gives_up']
+
+# An attempt that starts this close to the end of the patience is the last.
+_EPSILON = 0.001
 
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
     """How one lock request retries.
 
-    :ivar strategy: ``fixed`` or ``jittered-exponential``.
-    :ivar max_attempts: attempts allowed, ``None`` for no count limit.
-    :ivar interval: the fixed wait of the fixed strategy.
-    :ivar initial_wait: first wait of the exponential strategy.
-    :ivar max_wait: longest wait of the exponential strategy.
-    :ivar patience: seconds of waiting allowed, ``None`` for no time limit.
+    :ivar strategy: ``fixed`` or ``jittered``.
+    :ivar max_attempts: counted attempts allowed, ``None`` for no limit.
+    :ivar interval: ironic's ``node_locked_retry_interval``.
+    :ivar patience: seconds a request may wait, ``None`` for no limit;
+        0 means waits of 0 (ironic with a zero interval).
     """
 
     strategy: str
     max_attempts: int | None
     interval: float
-    initial_wait: float
-    max_wait: float
     patience: float | None
+
+    @property
+    def timed(self):
+        """Whether the patience is a time limit (it is not when it is 0)."""
+        return bool(self.patience)
 
 
 def make_policy(conductor_conf, retry=True, patient=False):
@@ -51,8 +63,7 @@ def make_policy(conductor_conf, retry=True, patient=False):
 
     ``retry=False`` and ``node_locked_retry_attempts <= 1`` mean a single
     attempt; ``patient=True`` means no limit at all (ironic's meaning: the
-    caller has no fallback). The jittered strategy trades the attempt count
-    for the same total patience, attempts x interval.
+    caller has no fallback).
 
     :param conductor_conf: the ``[conductor]`` group of ironic's CONF.
     :param retry: ironic's ``retry`` argument of the lock request.
@@ -62,56 +73,54 @@ def make_policy(conductor_conf, retry=True, patient=False):
     attempts = conductor_conf.node_locked_retry_attempts
     interval = float(max(conductor_conf.node_locked_retry_interval, 0))
     strategy = conductor_conf.node_locked_retry_strategy
-    max_wait = min(conductor_conf.node_locked_retry_max_wait, interval)
-    initial = min(conductor_conf.node_locked_retry_initial_wait, max_wait)
-    deadline = conductor_conf.node_locked_retry_deadline or None
-
-    def policy(max_attempts, patience):
-        return Policy(strategy, max_attempts, interval, initial, max_wait,
-                      patience)
-
     if patient:
-        return policy(None, None)
+        return Policy(strategy, None, interval, None)
     if not retry or attempts <= 1:
-        return policy(1, None)
-    if strategy == opts.STRATEGY_FIXED or not interval:
-        # With a zero interval there is no patience to spread: keep
-        # ironic's count of immediate attempts.
-        return policy(attempts, deadline)
-    patience = attempts * interval
-    if deadline is not None:
+        return Policy(strategy, 1, interval, 0.0)
+    patience = (attempts - 1) * interval
+    deadline = conductor_conf.node_locked_retry_deadline
+    if deadline and patience:
         patience = min(patience, deadline)
-    return policy(None, patience)
+    return Policy(strategy, attempts, interval, patience)
 
 
-def _raw_wait(policy, attempt, rand):
-    """The strategy's wait after ``attempt`` failed attempts, unclipped."""
-    if policy.strategy == opts.STRATEGY_FIXED:
-        return policy.interval
-    # Double from the initial wait, capped, then keep the upper half of it
-    # plus a random part ("equal jitter"): waiters that collided once do
-    # not collide again, yet no wait collapses to zero.
-    ceiling = min(policy.max_wait,
-                  policy.initial_wait * 2 ** min(attempt - 1, 32))
-    return ceiling / 2 + rand() * ceiling / 2
-
-
-def next_wait(policy, attempt, elapsed, rand=random.random):
-    """Decide what follows a failed attempt.
+def gives_up(policy, counted, started_at):
+    """Whether a failed attempt was the last one.
 
     :param policy: the :class:`Policy` of the request.
-    :param attempt: how many attempts have failed so far (1 after the first).
-    :param elapsed: seconds since the first attempt started.
-    :param rand: source of floats in [0, 1) for the jitter.
-    :returns: seconds to wait before the next attempt, or ``None`` to stop.
+    :param counted: counted attempts made so far (wake-ups are not counted).
+    :param started_at: seconds since the request began, when the failed
+        attempt started.
+    :returns: True to give up.
     """
-    if policy.max_attempts is not None and attempt >= policy.max_attempts:
+    if policy.max_attempts is not None and counted >= policy.max_attempts:
+        return True
+    return policy.timed and started_at >= policy.patience - _EPSILON
+
+
+def remaining(policy, elapsed):
+    """Seconds of patience left, ``None`` for no limit (pure)."""
+    if policy.patience is None:
         return None
-    wait = _raw_wait(policy, attempt, rand)
-    if policy.patience is not None:
-        remaining = policy.patience - elapsed
-        if remaining <= 0:
-            return None
-        # The last attempt lands on the deadline rather than after it.
-        wait = min(wait, remaining)
-    return max(wait, 0.0)
+    return max(policy.patience - elapsed, 0.0)
+
+
+def next_wait(policy, counted, elapsed, rand=random.random):
+    """The poll wait before the next counted attempt.
+
+    :param policy: the :class:`Policy` of the request.
+    :param counted: counted attempts made so far (1 after the first).
+    :param elapsed: seconds since the request began.
+    :param rand: source of floats in [0, 1) for the jitter.
+    :returns: seconds to wait before the next attempt.
+    """
+    wait = policy.interval
+    if policy.strategy != opts.STRATEGY_FIXED:
+        wait *= 0.5 + 0.5 * rand()
+    left = remaining(policy, elapsed)
+    if left is None:
+        return wait
+    last = (policy.max_attempts is not None
+            and counted >= policy.max_attempts - 1)
+    # The last attempt lands at the end of the patience, as ironic's does.
+    return left if last else min(wait, left)

@@ -21,6 +21,7 @@ the plugin's own failures.
 __all__ = [
     'IronicLockingException',
     'TaskManagerNotFound',
+    'ConfigurationError',
 ]
 
 
@@ -30,3 +31,11 @@ class IronicLockingException(Exception):
 
 class TaskManagerNotFound(IronicLockingException):
     """No task manager is installed under the configured name."""
+
+
+class ConfigurationError(IronicLockingException):
+    """An option has a value the plugin cannot work with.
+
+    The message is one line that names the option, ready to be printed
+    when the service refuses to start.
+    """

@@ -16,10 +16,12 @@ ironic's conductor code calls ``task_manager.acquire(...)`` through the
 module ``ironic.conductor.task_manager``. :func:`install` replaces that one
 module attribute, ``acquire``, with :func:`acquire`, which builds the task
 manager named by ``[conductor] task_manager`` (stevedore namespace
-``ironic_locking.task_managers``), loaded once per process at the first lock
-request, when ironic's configuration has been read. ironic's
-``TaskManager`` class itself is left in place, so ``isinstance`` checks such
-as ``require_exclusive_lock`` keep working with any subclass.
+``ironic_locking.task_managers``). :func:`check_configuration` loads it,
+and checks the retry options, when the service starts, right after ironic
+has read its configuration: a name that is not installed stops the service
+there. ironic's ``TaskManager`` class itself is left in place, so
+``isinstance`` checks such as ``require_exclusive_lock`` keep working with
+any subclass.
 """
 
 import threading
@@ -32,8 +34,8 @@ from stevedore import driver
 from ironic_locking import exception
 from ironic_locking import opts
 
-__all__ = ['NAMESPACE', 'load_task_manager', 'acquire', 'install',
-           'uninstall', 'installed']
+__all__ = ['NAMESPACE', 'load_task_manager', 'check_configuration',
+           'acquire', 'install', 'uninstall', 'installed']
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -80,19 +82,35 @@ def configured_task_manager():
         return cls
     with _LOAD_LOCK:
         if name not in _LOADED:
-            try:
-                cls = load_task_manager(name)
-            except exception.TaskManagerNotFound as error:
-                LOG.error('Cannot take node locks: [conductor] '
-                          'task_manager = %(name)s: %(error)s',
-                          {'name': name, 'error': error})
-                raise
+            cls = load_task_manager(name)
             LOG.info('Node locks are taken by task manager %(name)s '
                      '(%(cls)s.%(qual)s)',
                      {'name': name, 'cls': cls.__module__,
                       'qual': cls.__qualname__})
             _LOADED[name] = cls
         return _LOADED[name]
+
+
+def check_configuration(conf=CONF):
+    """Load the configured task manager and check the retry options.
+
+    Called when the service starts, once ironic has parsed its
+    configuration, so that a wrong value stops it at once instead of
+    failing every lock request.
+
+    :param conf: ironic's CONF.
+    :returns: the task manager class.
+    :raises: ConfigurationError, in one line naming the option.
+    """
+    try:
+        cls = configured_task_manager()
+    except exception.TaskManagerNotFound as error:
+        raise exception.ConfigurationError(
+            '[conductor] task_manager = %s: no such task manager in the '
+            '%s entry point namespace' % (conf.conductor.task_manager,
+                                          NAMESPACE)) from error
+    opts.check(conf)
+    return cls
 
 
 def acquire(context, *args, **kwargs):

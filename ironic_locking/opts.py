@@ -19,11 +19,16 @@ module reuses them and never registers a rival of either.
 """
 
 from oslo_config import cfg
+from oslo_log import log as logging
+
+from ironic_locking import exception
+
+LOG = logging.getLogger(__name__)
 
 GROUP = 'conductor'
 
 STRATEGY_FIXED = 'fixed'
-STRATEGY_JITTERED = 'jittered-exponential'
+STRATEGY_JITTERED = 'jittered'
 
 OPTS = [
     cfg.StrOpt('task_manager',
@@ -31,49 +36,31 @@ OPTS = [
                help='Name of the task manager the resilient ironic commands '
                     '(ironic-resilient, ironic-conductor-resilient) use, '
                     'looked up in the "ironic_locking.task_managers" entry '
-                    'point namespace. "retrying" waits out a short-lived '
-                    'node reservation as configured below; "default" is '
-                    'ironic\'s own task manager, unchanged. Read once, at '
-                    'the first lock request of the process.'),
+                    'point namespace. "retrying" hands a released node to '
+                    'the next waiter of the same conductor at once and '
+                    'polls holders in other conductors as configured '
+                    'below; "default" is ironic\'s own task manager, '
+                    'unchanged. Loaded when the service starts: a name '
+                    'that is not installed stops it.'),
     cfg.StrOpt('node_locked_retry_strategy',
                default=STRATEGY_JITTERED,
                choices=[
                    (STRATEGY_FIXED,
-                    'Up to node_locked_retry_attempts attempts, '
-                    'node_locked_retry_interval seconds apart: ironic\'s '
-                    'own behaviour.'),
+                    'Polls exactly node_locked_retry_interval seconds '
+                    'apart: ironic\'s own schedule.'),
                    (STRATEGY_JITTERED,
-                    'Waits start at node_locked_retry_initial_wait, double '
-                    'after each attempt up to node_locked_retry_max_wait '
-                    'and are jittered; the attempts stop once the total '
-                    'patience of node_locked_retry_attempts x '
-                    'node_locked_retry_interval seconds is spent.'),
+                    'Each poll waits between half and all of '
+                    'node_locked_retry_interval, at random, and the last '
+                    'attempt is made when ironic\'s would be, after '
+                    '(attempts - 1) x interval seconds.'),
                ],
                help='How the retrying task manager spaces its attempts to '
-                    'reserve a locked node. Both take their limits from '
-                    'ironic\'s two options; the jittered one looks sooner '
-                    'and more often, keeps concurrent waiters out of step, '
-                    'and gives up only when attempts x interval seconds '
-                    'have passed.'),
-    cfg.FloatOpt('node_locked_retry_initial_wait',
-                 default=0.05,
-                 min=0.001,
-                 max=60.0,
-                 help='First wait, in seconds, of the jittered-exponential '
-                      'strategy. Each later wait doubles, up to '
-                      'node_locked_retry_max_wait. Ignored by the fixed '
-                      'strategy.'),
-    cfg.FloatOpt('node_locked_retry_max_wait',
-                 default=0.5,
-                 min=0.001,
-                 max=60.0,
-                 help='Longest single wait, in seconds, of the '
-                      'jittered-exponential strategy (and never more than '
-                      'node_locked_retry_interval). Keeping it below the '
-                      'interval lets a request that has waited a while '
-                      'still look often enough not to lose the node to '
-                      'requests that arrived after it. Ignored by the '
-                      'fixed strategy.'),
+                    'reserve a node that a task of another conductor '
+                    'holds. Both keep ironic\'s number of attempts and '
+                    'its total wait; the jittered one keeps waiters of '
+                    'different conductors out of step. A node held in the '
+                    'same conductor is handed to the next waiter when it '
+                    'is released, whatever the strategy.'),
     cfg.FloatOpt('node_locked_retry_deadline',
                  default=0.0,
                  min=0.0,
@@ -81,9 +68,10 @@ OPTS = [
                  help='Absolute limit, in seconds, on the time a lock '
                       'request may spend waiting for a locked node, '
                       'whatever the strategy and attempt count. 0 means no '
-                      'limit beyond the strategy\'s own. Does not apply to '
-                      'requests ironic makes "patient" (those wait until '
-                      'the node is free, as in ironic).'),
+                      'limit beyond ironic\'s own (attempts - 1) x '
+                      'interval. Does not apply to requests ironic makes '
+                      '"patient" (those wait until the node is free, as in '
+                      'ironic).'),
 ]
 
 
@@ -101,3 +89,38 @@ def list_opts():
     :returns: a list of ``(group, options)`` pairs.
     """
     return [(GROUP, list(OPTS))]
+
+
+def _value(conf, name):
+    """An option of ``[conductor]``, its parse error as a one-liner."""
+    try:
+        return getattr(conf.conductor, name)
+    except (cfg.Error, ValueError) as error:
+        raise exception.ConfigurationError(
+            '[%s] %s: %s' % (GROUP, name, error)) from error
+
+
+def check(conf):
+    """Refuse values the retrying task manager cannot work with.
+
+    ironic itself accepts any integer for its two options; a negative
+    count or interval would only fail at the first locked node.
+
+    :param conf: ironic's CONF, with these options registered.
+    :raises: ConfigurationError naming the first bad option.
+    """
+    for name in [opt.name for opt in OPTS]:
+        _value(conf, name)
+    attempts = _value(conf, 'node_locked_retry_attempts')
+    if attempts < 0:
+        raise exception.ConfigurationError(
+            '[%s] node_locked_retry_attempts = %d: must be 0 or more (0 and '
+            '1 both mean a single attempt)' % (GROUP, attempts))
+    if attempts == 0:
+        LOG.warning('[%s] node_locked_retry_attempts = 0: lock requests '
+                    'make a single attempt; retrying is disabled', GROUP)
+    interval = _value(conf, 'node_locked_retry_interval')
+    if interval < 0:
+        raise exception.ConfigurationError(
+            '[%s] node_locked_retry_interval = %d: must be 0 or more' %
+            (GROUP, interval))

@@ -12,6 +12,8 @@
 
 """Sphinx configuration for the openstack-resilience documentation."""
 
+# Everything imported here comes from doc/requirements.txt plus the package
+# itself (its oslo.config.opts entry points): see that file.
 extensions = [
     'oslo_config.sphinxext',
     'oslo_config.sphinxconfiggen',

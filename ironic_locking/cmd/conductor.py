@@ -16,10 +16,8 @@ The conductor service exactly as ``ironic-conductor`` runs it, with node
 locks taken by the task manager named in ``[conductor] task_manager``.
 """
 
-from ironic.command import conductor
-
 from ironic_locking import cmd
 
 
 def main():
-    return cmd.run(conductor.main)
+    return cmd.run('ironic-conductor-resilient', 'ironic.command.conductor')

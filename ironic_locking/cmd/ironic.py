@@ -16,10 +16,8 @@ API and conductor in one service, as ``ironic`` runs them, with node locks
 taken by the task manager named in ``[conductor] task_manager``.
 """
 
-from ironic.command import singleprocess
-
 from ironic_locking import cmd
 
 
 def main():
-    return cmd.run(singleprocess.main)
+    return cmd.run('ironic-resilient', 'ironic.command.singleprocess')

@@ -20,6 +20,7 @@ file and from its ``services`` table.
 """
 
 import contextlib
+import datetime
 import os
 import shutil
 import signal
@@ -42,6 +43,11 @@ GIVE_UP_LINE = 'Cannot complete RPC initialization'
 PROBING_LINE = 'probing in the background'
 DEFERRED_LINE = 'deferred until the driver initializes'
 RPC_READY_LINE = 'Driver post RPC initialization completed successfully.'
+# ours, for each RPC server Service.start builds while the driver is down:
+HELD_LINE = 'is held until the volume driver initializes'
+# ours, at the first failed attempt:
+DOWN_LINE = 'reports down until its volume driver initializes'
+SERVICE_DOWN_TIME = 10
 
 # cinder.manager at DEBUG shows the capabilities being sent to schedulers.
 _LOG_LEVELS = ('cinder.manager=DEBUG', 'amqp=WARN', 'sqlalchemy=WARN',
@@ -57,12 +63,13 @@ enabled_backends = {backend}
 volume_manager = {manager}
 report_interval = 2
 periodic_interval = 5
-service_down_time = 10
+service_down_time = {down_time}
 log_file = {path}/cinder-volume.log
 debug = false
 default_log_levels = {log_levels}
 reinit_driver_probe_interval = {probe_interval}
 reinit_driver_jitter = 0.1
+{extra}
 
 [database]
 connection = sqlite:///{path}/cinder.sqlite
@@ -137,7 +144,7 @@ class CinderVolume:
     """One cinder-volume process with its own config, database and log."""
 
     def __init__(self, path, name, manager, port, probe_interval=4,
-                 threading=False):
+                 threading=False, extra=''):
         self.path = path
         self.threading = threading
         self.name = name
@@ -151,6 +158,8 @@ class CinderVolume:
                                     manager=manager, driver=DRIVER,
                                     port=port,
                                     probe_interval=probe_interval,
+                                    extra=extra,
+                                    down_time=SERVICE_DOWN_TIME,
                                     log_levels=','.join(_LOG_LEVELS)))
 
     @property
@@ -224,6 +233,23 @@ class CinderVolume:
             return None
         finally:
             db.close()
+
+    def shown_up(self):
+        """What cinder's Service.is_up says of the row right now."""
+        row = self.service_row()
+        if not row or not row['updated_at']:
+            return False
+        seen = datetime.datetime.fromisoformat(row['updated_at'])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        age = now.replace(tzinfo=None) - seen
+        return age.total_seconds() < SERVICE_DOWN_TIME
+
+    def exited(self, timeout):
+        """The exit status once the process ends within ``timeout``."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def initialized(self):
         return READY_LINE in self.log()

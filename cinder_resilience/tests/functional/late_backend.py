@@ -56,6 +56,9 @@ class GatedDriver(driver.VolumeDriver):
     """
 
     VERSION = '1.0.0'
+    # Several members of a cluster may serve it (cinder refuses a cluster
+    # otherwise); the backend state is the gate's.
+    SUPPORTS_ACTIVE_ACTIVE = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

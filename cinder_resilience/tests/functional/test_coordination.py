@@ -28,6 +28,7 @@ import testtools
 
 from cinder_resilience import coordination
 from cinder_resilience import exception
+from cinder_resilience import tests
 from cinder_resilience.tests.functional import servers
 from cinder_resilience.tests.functional import test_coordination_chaos as chaos
 
@@ -236,7 +237,8 @@ class MemcachedTest(BackendMixin, testtools.TestCase):
         try:
             import pymemcache  # noqa: F401
         except ImportError:
-            self.skipTest('pymemcache is not installed (extra: memcached)')
+            raise tests.missing(
+                'pymemcache is not installed (extra: memcached)')
         super().setUp()
 
     def test_warns_at_start(self):

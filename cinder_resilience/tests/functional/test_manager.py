@@ -71,6 +71,12 @@ class LateBackendTest(base.BaseTestCase):
             lambda: (cs.GIVE_UP_LINE in upstream.log() and
                      cs.PROBING_LINE in ours.log()), 120),
             'the counted attempts did not end')
+        # While it probes, ours takes no RPC work and shows down.
+        self.assertTrue(cs.wait_for(
+            lambda: ours.log().count(cs.HELD_LINE) == 2, 30),
+            'the host and backend RPC servers were not held')
+        self.assertIn(cs.DOWN_LINE, ours.log())
+        self.assertFalse(ours.shown_up())
         time.sleep(max(0.0, BACKEND_DELAY - (time.monotonic() - began)))
         self.assertFalse(ours.initialized())
         self.assertFalse(upstream.initialized())
@@ -84,8 +90,9 @@ class LateBackendTest(base.BaseTestCase):
         self.assertTrue(cs.wait_for(ours.reporting, 15),
                         'our cinder-volume sends no heartbeat')
         log = ours.log()
+        self.assertTrue(ours.shown_up())
         for line in (cs.RPC_READY_LINE, cs.CAPABILITIES_LINE,
-                     'the service is up'):
+                     '2 RPC servers started, the service is up'):
             self.assertGreater(log.count(line), 0, 'not in our log: ' + line)
         self.assertEqual('disabled', ours.service_row()['replication_status'])
 
@@ -109,6 +116,24 @@ class LateBackendTest(base.BaseTestCase):
         time.sleep(1.0)
         took = ours.stop(timeout=15)
         self.assertLess(took, 3.0)
+
+    def test_bad_option_stops_the_service_once(self):
+        # cinder-volume builds the manager in its parent process: a bad
+        # option ends it there, before any worker is forked and respawned.
+        ours = self._volume('badopt', cs.OURS, cs.free_port(),
+                            extra='reinit_driver_count = -2')
+        ours.start()
+        self.assertEqual(1, ours.exited(120), 'cinder-volume kept running')
+        log = ours.log()
+        named = [line for line in log.splitlines()
+                 if 'reinit_driver_count' in line]
+        self.assertEqual(1, len(named), log[-3000:])
+        self.assertIn('ERROR', named[0])
+        self.assertIn('cinder-volume does not start', named[0])
+        self.assertNotIn('Traceback', log)
+        self.assertNotIn('Starting volume driver', log)
+        with open(ours.path + '/stdout.log', errors='replace') as out:
+            self.assertNotIn('Forking too fast', out.read())
 
 
 class LateBackendThreadingTest(LateBackendTest):

@@ -176,6 +176,23 @@ class LockTest(CoordinationTestCase):
         self.assertFalse(held[0].release())
         self.assertTrue(spare.acquire(blocking=False))
 
+    def test_session_lost_during_release_is_reported(self):
+        # kazoo's release swallows NoNodeError: after a pause past the
+        # session timeout it reconnects and "releases" a node that is gone,
+        # calling the session listeners while release() is under way.
+        lock = self.coord.get_lock('e')
+        lock.acquire()
+        original = lock.tooz_lock.release
+
+        def release_after_session_loss():
+            self.coord._session_lost('zookeeper session suspended')
+            return original()
+
+        lock.tooz_lock.release = release_after_session_loss
+        self.assertFalse(lock.release())
+        self.assertEqual([lock], self.lost)
+        self.assertIn('zookeeper session suspended', lock.lost_reason)
+
     def test_broken_callback_does_not_stop_others(self):
         lock = self.coord.get_lock('d')
         lock.add_lost_callback(mock.Mock(side_effect=RuntimeError('boom')))
@@ -203,23 +220,6 @@ class LockTest(CoordinationTestCase):
         self.assertFalse(other.started)
         self.assertTrue(lock.lost)
         self.assertIn('did not acknowledge the disconnect', self.logs.output)
-
-    def test_stop_interrupts_a_waiting_start(self):
-        coord = coordination.Coordinator(
-            conf=cfg.ConfigOpts(), backend_url='redis://127.0.0.1:1')
-        driver = mock.Mock()
-        driver.start.side_effect = tooz_coordination.ToozConnectionError('x')
-
-        def stop_while_waiting(delay):
-            coord.stop()
-            return coord._stopping.is_set()
-
-        coord._waiter = stop_while_waiting
-        with mock.patch.object(tooz_coordination, 'get_coordinator',
-                               return_value=driver):
-            self.assertRaises(tooz_coordination.ToozConnectionError,
-                              coord.start)
-        self.assertFalse(coord.started)
 
     def test_file_backend_warns_at_start(self):
         self.assertIn('is not safe for active-active', self.logs.output)
@@ -313,40 +313,99 @@ class SynchronizedTest(CoordinationTestCase):
         self.assertEqual(1, len(self.lost))
 
 
-class ConnectRetryTest(base.BaseTestCase):
+class UnreachableBackendTest(base.BaseTestCase):
 
-    def _driver(self, failures):
+    def setUp(self):
+        super().setUp()
+        self.logs = self.useFixture(fixtures.FakeLogger(
+            level=logging.WARNING, format='%(levelname)s %(message)s'))
+
+    def test_start_fails_fast_like_upstream(self):
         driver = mock.Mock()
-        driver.start.side_effect = [
-            tooz_coordination.ToozConnectionError('refused')] * failures + [
-            None]
-        driver.requires_beating = False
-        return driver
-
-    def test_retries_with_backoff_then_starts(self):
-        delays = []
-        driver = self._driver(2)
+        driver.start.side_effect = tooz_coordination.ToozConnectionError('x')
         coord = coordination.Coordinator(
-            conf=cfg.ConfigOpts(), backend_url='redis://127.0.0.1:1',
-            waiter=lambda d: delays.append(d) or False)
+            conf=cfg.ConfigOpts(), backend_url='redis://:pw@127.0.0.1:1')
         with mock.patch.object(tooz_coordination, 'get_coordinator',
-                               return_value=driver):
-            coord.start()
-        self.assertTrue(coord.started)
-        self.assertEqual(2, len(delays))
-        for delay in delays:
-            self.assertGreaterEqual(delay, 0.1)
-            self.assertLessEqual(delay, 60.0)
-        driver.start.assert_called_with(start_heart=False)
-        coord.stop()
-        driver.stop.assert_called_once_with()
-
-    def test_waiter_can_abandon(self):
-        coord = coordination.Coordinator(
-            conf=cfg.ConfigOpts(), backend_url='redis://127.0.0.1:1',
-            waiter=lambda d: True)
-        with mock.patch.object(tooz_coordination, 'get_coordinator',
-                               return_value=self._driver(5)):
+                               return_value=driver) as get:
             self.assertRaises(tooz_coordination.ToozConnectionError,
                               coord.start)
+        self.assertEqual(1, driver.start.call_count)
         self.assertFalse(coord.started)
+        # The lease option is passed; the secret URL is never logged.
+        self.assertEqual('redis://:pw@127.0.0.1:1?lock_timeout=3',
+                         get.call_args[0][0])
+        self.assertIn('redis unreachable at start', self.logs.output)
+        self.assertNotIn('pw', self.logs.output)
+
+    def test_etcd_client_errors_are_translated_at_start(self):
+        from etcd3gw import exceptions as etcd_exc
+        driver = mock.Mock()
+        driver.start.side_effect = etcd_exc.ConnectionFailedError('refused')
+        coord = coordination.Coordinator(
+            conf=cfg.ConfigOpts(), backend_url='etcd3+http://127.0.0.1:1')
+        with mock.patch.object(tooz_coordination, 'get_coordinator',
+                               return_value=driver):
+            self.assertRaises(tooz_coordination.ToozConnectionError,
+                              coord.start)
+
+
+class DisconnectedAcquireTest(CoordinationTestCase):
+    """A lock requested while the backend is unreachable."""
+
+    def setUp(self):
+        super().setUp()
+        self.waits = []
+        self.coord._waiter = self.waits.append
+        self.lock = self.coord.get_lock('vol')
+        self.tooz_acquire = self.lock.tooz_lock.acquire
+        self.lock.tooz_lock.acquire = mock.Mock(
+            side_effect=tooz_coordination.ToozConnectionError('down'))
+
+    def test_non_blocking_fails_without_waiting(self):
+        self.assertFalse(self.lock.acquire(blocking=False))
+        self.assertEqual([], self.waits)
+        self.assertFalse(self.lock.acquired)
+
+    def test_blocking_waits_with_backoff_until_reachable(self):
+        self.lock.tooz_lock.acquire.side_effect = [
+            tooz_coordination.ToozConnectionError('down')] * 3 + [True]
+        self.assertTrue(self.lock.acquire())
+        self.assertEqual(3, len(self.waits))
+        self.assertTrue(all(0.1 <= w <= 60 for w in self.waits))
+        self.assertIn('retrying in', self.logs.output)
+
+    def test_timed_gives_up_at_its_deadline(self):
+        clock = [100.0]
+        self.useFixture(fixtures.MockPatch(
+            'cinder_resilience.coordination.time.monotonic',
+            side_effect=lambda: clock[0]))
+        self.useFixture(fixtures.MockPatch(
+            'cinder_resilience.locks.time.monotonic',
+            side_effect=lambda: clock[0]))
+        self.coord._waiter = lambda d: clock.__setitem__(0, clock[0] + d)
+        self.assertFalse(self.lock.acquire(timeout=5))
+        self.assertGreaterEqual(clock[0], 105.0)
+        self.assertLess(clock[0], 106.0)
+        # tooz got the time left, never more than asked.
+        for call in self.lock.tooz_lock.acquire.call_args_list:
+            self.assertLessEqual(call[0][0], 5.0)
+
+    def test_synchronized_body_never_runs_unlocked(self):
+        ran = []
+
+        @coordination.synchronized('vol', blocking=False,
+                                   coordinator=self.coord)
+        def body():
+            ran.append(1)
+
+        self.coord.lock_for = lambda name, lock_class=None: self.lock
+        self.assertRaises(exception.LockAcquireFailed, body)
+        self.assertEqual([], ran)
+
+    def test_stop_interrupts_a_waiting_acquire(self):
+        def stop_while_waiting(delay):
+            self.coord.stop()
+            return True
+
+        self.coord._waiter = stop_while_waiting
+        self.assertRaises(exception.CoordinatorNotStarted, self.lock.acquire)

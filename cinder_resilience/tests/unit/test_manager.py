@@ -64,9 +64,10 @@ class ManagerTestCase(base.BaseTestCase):
         manager.opts.register_opts(CONF)
         self.cinder.config.config(**kwargs)
 
-    def make_manager(self, gate, stop_after_waits=None):
-        vm = manager.VolumeManager(volume_driver=DRIVER, host=HOST,
-                                   service_name='gated')
+    def make_manager(self, gate, stop_after_waits=None, host=HOST,
+                     **kwargs):
+        vm = manager.VolumeManager(volume_driver=DRIVER, host=host,
+                                   service_name='gated', **kwargs)
         vm.driver.gate = gate
         self.clock = late_backend.VirtualClock()
         self.waits = []
@@ -77,7 +78,7 @@ class ManagerTestCase(base.BaseTestCase):
             if len(self.waits) == stop_after_waits:
                 vm.stop_reinit()
             self.clock.advance(seconds)
-            return vm._reinit_stop_event.is_set()
+            return vm.reinit_state.stopped
 
         vm.reinit_wait = waiter
         vm.reinit_clock = self.clock
@@ -90,7 +91,9 @@ class ManagerTestCase(base.BaseTestCase):
 
     def start(self, vm):
         """What cinder's Service.start does first."""
+        from cinder import coordination as cinder_coordination
         self.service = self.cinder.create_service(HOST)
+        cinder_coordination.COORDINATOR.start()
         vm.init_host(added_to_cluster=None, service_id=self.service.id)
 
 
@@ -191,24 +194,38 @@ class PermanentErrorTest(ManagerTestCase):
         return [line for line in self.log.output.splitlines()
                 if 'permanent' in line]
 
-    def test_import_error_stops_at_once(self):
-        vm = self.make_manager(Gate(100, ImportError('no module vendor_sdk')))
-        self.start(vm)
+    def _assert_counted_then_given_up(self, vm):
+        """cinder's counted attempts, then no background probing."""
         self.assertFalse(vm.driver.initialized)
-        self.assertEqual(1, vm.driver.setup_calls)
-        self.assertEqual([], self.waits)
+        self.assertEqual(4, vm.driver.setup_calls)
+        self.assertEqual([1.0, 2.0, 4.0], self.waits)
         self.assertIsNone(self.runner.step)
+        self.assertFalse(vm.reinit_probing)
         lines = self._error_lines()
         self.assertEqual(1, len(lines))
-        self.assertIn('ImportError: no module vendor_sdk', lines[0])
+        return lines[0]
 
-    def test_configuration_error_stops_at_once(self):
+    def test_import_error_gets_the_counted_attempts_only(self):
+        vm = self.make_manager(Gate(100, ImportError('no module vendor_sdk')))
+        self.start(vm)
+        line = self._assert_counted_then_given_up(vm)
+        self.assertIn('ImportError: no module vendor_sdk', line)
+        self.assertIn('no further attempt after 4', line)
+
+    def test_permanent_error_that_clears_within_the_count(self):
+        # As with cinder's manager: every failure is retried.
+        vm = self.make_manager(Gate(2, ImportError('no module vendor_sdk')))
+        self.start(vm)
+        self.assertTrue(vm.driver.initialized)
+        self.assertEqual([1.0, 2.0], self.waits)
+        self.assertEqual([], self._error_lines())
+
+    def test_configuration_error_gets_the_counted_attempts_only(self):
         error = cinder_exception.InvalidConfigurationValue(
             option='san_ip', value='')
         vm = self.make_manager(Gate(100, error))
         self.start(vm)
-        self.assertEqual(1, vm.driver.setup_calls)
-        self.assertEqual(1, len(self._error_lines()))
+        self._assert_counted_then_given_up(vm)
 
     def test_wrapped_permanent_error_is_recognised(self):
         try:
@@ -221,15 +238,15 @@ class PermanentErrorTest(ManagerTestCase):
             error = exc
         vm = self.make_manager(Gate(100, error))
         self.start(vm)
-        self.assertEqual(1, vm.driver.setup_calls)
+        self.assertIn('ImportError: vendor_sdk',
+                      self._assert_counted_then_given_up(vm))
 
     def test_list_is_configurable(self):
         self.flags(reinit_driver_permanent_errors=[
             'cinder.exception.VolumeBackendAPIException'])
         vm = self.make_manager(Gate(100))
         self.start(vm)
-        self.assertEqual(1, vm.driver.setup_calls)
-        self.assertEqual(1, len(self._error_lines()))
+        self._assert_counted_then_given_up(vm)
 
     def test_transient_error_is_not_permanent(self):
         self.flags(reinit_driver_background=False)
@@ -240,21 +257,34 @@ class PermanentErrorTest(ManagerTestCase):
 
 
 class OptionValidationTest(ManagerTestCase):
+    """A bad option stops cinder-volume when it builds the manager.
+
+    cinder-volume builds its managers in the parent process, before it
+    forks a worker per backend: the process exits once, with one line.
+    """
+
+    def _assert_exits_naming(self, option):
+        self.assertRaises(SystemExit, self.make_manager, Gate(0))
+        lines = [line for line in self.log.output.splitlines() if line]
+        self.assertEqual(1, len(lines), lines)
+        self.assertIn(option, lines[0])
+        self.assertIn('cinder-volume does not start', lines[0])
 
     def test_bad_count_fails_at_start(self):
         self.flags(reinit_driver_count=-2)
+        self._assert_exits_naming('reinit_driver_count')
+
+    def test_unknown_permanent_class_fails_at_start(self):
+        self.flags(reinit_driver_permanent_errors=['vendor.sdk.AuthError'])
+        self._assert_exits_naming('reinit_driver_permanent_errors')
+
+    def test_option_changed_before_a_restart_is_checked_again(self):
         vm = self.make_manager(Gate(0))
+        self.flags(reinit_driver_count=-2)
         exc = self.assertRaises(exception.InvalidReinitOption,
                                 self.start, vm)
         self.assertIn('reinit_driver_count', str(exc))
         self.assertEqual(0, vm.driver.setup_calls)
-
-    def test_unknown_permanent_class_fails_at_start(self):
-        self.flags(reinit_driver_permanent_errors=['vendor.sdk.AuthError'])
-        vm = self.make_manager(Gate(0))
-        exc = self.assertRaises(exception.InvalidReinitOption,
-                                self.start, vm)
-        self.assertIn('reinit_driver_permanent_errors', str(exc))
 
 
 class StopTest(ManagerTestCase):
@@ -274,7 +304,7 @@ class StopTest(ManagerTestCase):
         def long_wait(seconds):
             # The default waiter, made an hour long.
             waiting.set()
-            return vm._reinit_stop_event.wait(3600)
+            return vm.reinit_state.stop_event.wait(3600)
 
         vm.reinit_wait = long_wait
         thread = threading.Thread(target=self.start, args=(vm,))

@@ -84,7 +84,7 @@ class LateSuccessTest(test_manager.ManagerTestCase):
         self.assertFalse(vm.driver.initialized)
         # What cinder's Service.start does after init_host returns.
         vm.init_host_with_rpc()
-        self.assertTrue(vm._reinit_rpc_pending)
+        self.assertTrue(vm.reinit_state.rpc_pending)
         self.runner.run()
         return vm
 
@@ -105,7 +105,7 @@ class LateSuccessTest(test_manager.ManagerTestCase):
 
     def test_deferred_rpc_initialization_is_done(self):
         vm = self._late_start(failures=5)
-        self.assertFalse(vm._reinit_rpc_pending)
+        self.assertFalse(vm.reinit_state.rpc_pending)
         service = self.service.get_by_id(self.cinder.context, self.service.id)
         # init_host_with_rpc records the replication status of the service.
         self.assertEqual(fields.ReplicationStatus.DISABLED,
@@ -127,7 +127,7 @@ class LateSuccessTest(test_manager.ManagerTestCase):
         vm = self.make_manager(test_manager.Gate(0))
         self.start(vm)
         vm.init_host_with_rpc()
-        self.assertFalse(vm._reinit_rpc_pending)
+        self.assertFalse(vm.reinit_state.rpc_pending)
         service = self.service.get_by_id(self.cinder.context, self.service.id)
         self.assertEqual(fields.ReplicationStatus.DISABLED,
                          service.replication_status)
@@ -138,7 +138,7 @@ class LateSuccessTest(test_manager.ManagerTestCase):
         self.runner.run()
         self.assertTrue(vm.driver.initialized)
         vm.init_host_with_rpc()
-        self.assertFalse(vm._reinit_rpc_pending)
+        self.assertFalse(vm.reinit_state.rpc_pending)
 
     def _cinder_log(self):
         return self.cinder_log.output
@@ -201,7 +201,7 @@ class LoopingCallRunnerTest(test_manager.ManagerTestCase):
         vm.reinit_runner = runner
         self.start(vm)
         self.assertEqual(8.0, self.first_wait)
-        loop = vm._reinit_loop
+        loop = vm.reinit_state.loop
         waiter = threading.Thread(target=loop.wait)
         waiter.start()
         waiter.join(30)
@@ -213,7 +213,7 @@ class LoopingCallRunnerTest(test_manager.ManagerTestCase):
         vm = self.make_manager(test_manager.Gate(100))
         vm.reinit_runner = manager.looping_call_runner
         self.start(vm)
-        loop = vm._reinit_loop
+        loop = vm.reinit_state.loop
         vm.stop_reinit()
         waiter = threading.Thread(target=loop.wait)
         waiter.start()

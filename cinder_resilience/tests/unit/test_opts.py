@@ -25,7 +25,9 @@ class OptsTest(base.BaseTestCase):
         self.assertEqual({'reinit_driver_max_interval', 'reinit_driver_jitter',
                           'reinit_driver_background',
                           'reinit_driver_probe_interval',
-                          'reinit_driver_permanent_errors'}, names)
+                          'reinit_driver_permanent_errors',
+                          'dead_member_cleanup',
+                          'dead_member_cleanup_interval'}, names)
 
     def test_cinder_option_is_reused_not_registered(self):
         for _group, group_opts in opts.list_opts():

@@ -91,12 +91,39 @@ class InstallTest(db_base.DbTestCase):
     def test_bad_name_fails_the_lock_request_loudly(self):
         self.config(task_manager='typo', group='conductor')
         loader.install()
+        self.assertRaises(exception.TaskManagerNotFound,
+                          self.acquire_through_ironic)
+
+
+class CheckConfigurationTest(db_base.DbTestCase):
+    """What the console scripts run right after ironic reads its config."""
+
+    def setUp(self):
+        super().setUp()
+        opts.register_opts(loader.CONF)
+        self.addCleanup(loader.uninstall)
+
+    def test_loads_the_configured_class(self):
         # ironic's first schema migration (alembic's fileConfig) disables
         # loggers that already existed; ours did.
         self.useFixture(fixtures.MockPatchObject(
             loader.LOG.logger, 'disabled', False))
         logs = self.useFixture(fixtures.FakeLogger(name='ironic_locking'))
-        self.assertRaises(exception.TaskManagerNotFound,
-                          self.acquire_through_ironic)
-        self.assertNotIn('Node locks are taken', logs.output)
-        self.assertIn('task_manager = typo', logs.output)
+        self.assertIs(task_manager.TaskManager,
+                      loader.check_configuration())
+        self.assertIn('Node locks are taken by task manager retrying',
+                      logs.output)
+
+    def test_unknown_name_names_the_option(self):
+        self.config(task_manager='nosuch', group='conductor')
+        error = self.assertRaises(exception.ConfigurationError,
+                                  loader.check_configuration)
+        self.assertEqual('[conductor] task_manager = nosuch: no such task '
+                         'manager in the ironic_locking.task_managers entry '
+                         'point namespace', str(error))
+
+    def test_checks_the_retry_options(self):
+        self.config(node_locked_retry_attempts=-3, group='conductor')
+        error = self.assertRaises(exception.ConfigurationError,
+                                  loader.check_configuration)
+        self.assertIn('node_locked_retry_attempts', str(error))

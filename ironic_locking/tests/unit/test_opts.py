@@ -12,10 +12,12 @@
 
 """The option set: registered on demand, listed for the generator."""
 
+import fixtures
 from ironic.conf import conductor as ironic_conductor_conf
 from oslo_config import cfg
 from oslotest import base
 
+from ironic_locking import exception
 from ironic_locking import opts
 
 
@@ -26,8 +28,6 @@ class OptsTest(base.BaseTestCase):
         self.assertEqual(['conductor'], list(groups))
         names = {opt.name for opt in groups['conductor']}
         self.assertEqual({'task_manager', 'node_locked_retry_strategy',
-                          'node_locked_retry_initial_wait',
-                          'node_locked_retry_max_wait',
                           'node_locked_retry_deadline'}, names)
 
     def test_every_option_documented_and_bounded(self):
@@ -48,7 +48,7 @@ class OptsTest(base.BaseTestCase):
         opts.register_opts(conf)
         opts.register_opts(conf)
         conf([])
-        self.assertEqual('jittered-exponential',
+        self.assertEqual('jittered',
                          conf.conductor.node_locked_retry_strategy)
         self.assertEqual(3, conf.conductor.node_locked_retry_attempts)
         self.assertEqual('retrying', conf.conductor.task_manager)
@@ -60,3 +60,59 @@ class OptsTest(base.BaseTestCase):
         self.assertRaises(ValueError, conf.set_override,
                           'node_locked_retry_strategy', 'random',
                           group='conductor')
+
+
+class CheckTest(base.BaseTestCase):
+    """Values the plugin refuses at start, each named in one line."""
+
+    def setUp(self):
+        super().setUp()
+        self.conf = cfg.ConfigOpts()
+        ironic_conductor_conf.register_opts(self.conf)
+        opts.register_opts(self.conf)
+        self.conf([])
+        # ironic's schema migrations in other tests of the same process
+        # run alembic's fileConfig(), which disables existing loggers.
+        self.useFixture(fixtures.MockPatchObject(
+            opts.LOG.logger, 'disabled', False))
+        self.logs = self.useFixture(fixtures.FakeLogger(
+            name='ironic_locking.opts'))
+
+    def set(self, **values):
+        for name, value in values.items():
+            self.conf.set_override(name, value, group='conductor')
+
+    def refused(self):
+        error = self.assertRaises(exception.ConfigurationError,
+                                  opts.check, self.conf)
+        self.assertNotIn('\n', str(error))
+        return str(error)
+
+    def test_defaults_pass(self):
+        opts.check(self.conf)
+        self.assertEqual('', self.logs.output)
+
+    def test_negative_attempts(self):
+        self.set(node_locked_retry_attempts=-1)
+        self.assertIn('[conductor] node_locked_retry_attempts = -1',
+                      self.refused())
+
+    def test_zero_attempts_is_a_warning(self):
+        self.set(node_locked_retry_attempts=0)
+        opts.check(self.conf)
+        self.assertIn('retrying is disabled', self.logs.output)
+
+    def test_negative_interval(self):
+        self.set(node_locked_retry_interval=-1)
+        self.assertIn('node_locked_retry_interval = -1', self.refused())
+
+    def test_unknown_strategy_in_file(self):
+        path = self.useFixture(fixtures.TempDir()).path + '/ironic.conf'
+        with open(path, 'w') as conf:
+            conf.write('[conductor]\nnode_locked_retry_strategy = '
+                       'jittered-exponential\n')
+        self.conf(['--config-file', path])
+        message = self.refused()
+        self.assertTrue(message.startswith(
+            '[conductor] node_locked_retry_strategy: '), message)
+        self.assertIn('jittered-exponential', message)

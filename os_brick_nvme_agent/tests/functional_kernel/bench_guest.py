@@ -12,36 +12,59 @@
 
 """Inside the guest: timings for ``benchmarks/nvme_agent.py``.
 
-``bench_guest measure --workdir DIR [--faults N] [--modes notify,poll]
-[--upstream-wait S]`` measures, per mode, N faults (each on its own
-volume): detection latency (fault injected -> the nvmet provisioner holds
-the FAULTY report) and heal time (replacement replica created -> array in
-sync with it, i.e. excluding the grace period). ``notify`` is the agent as
-the os-brick hook starts it (waiting on md change notifications, periodic
-fallback every ``poll_interval``); ``poll`` is the same daemon with
-notifications turned off, so it only wakes every ``poll_interval``
-(default 10 s). ``upstream`` is os-brick alone (agent disabled): the
-array is watched for ``--upstream-wait`` seconds after the fault.
-Results go to ``DIR/bench.json``.
+``bench_guest measure --workdir DIR [--faults N] [--modes notify,poll,lost]
+[--upstream-wait S]`` injects N faults per mode, one after the other on
+one volume per mode, each at a random phase of the agent's poll cycle
+(a uniform delay after the agent's last pass, which saves its state
+file). Per fault it records the phase, the detection latency and the
+heal time (replacement replica created -> array in sync with it, the
+grace period excluded).
 
-``bench_guest agent --config-file F --no-notify`` is the poll-only daemon.
+* ``notify``: the agent as the os-brick hook starts it (md change
+  notifications, ``poll_interval`` as fallback). Fault: the target
+  forgets the subsystem, then ``mdadm --fail`` of the leg once its
+  controller is down; detection is ``mdadm --fail`` -> the nvmet
+  provisioner holds the FAULTY report.
+* ``poll``: the same fault, with notifications off, so the agent only
+  wakes every ``poll_interval``. With the agent's option for it
+  (:data:`NOTIFY_OPTION`) this is the real daemon; without it, a model:
+  the daemon of ``os-brick-nvme-agent run`` with a watcher subclass
+  defined here that never listens to the kernel.
+* ``lost``: target lost -> provisioner told. The target's port forgets
+  the subsystem while a write is in flight; the clock starts at the port
+  removal, so it includes the kernel's time to fail the leg
+  (``fast_io_fail_tmo``), recorded apart as ``leg_failed_s``.
+
+``upstream`` is os-brick alone (agent disabled): the array is watched
+for ``--upstream-wait`` seconds after the fault. Results go to
+``DIR/bench.json``.
 """
 
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
+import threading
 import time
 
+from os_brick_nvme_agent.tests.functional_kernel import checks
 from os_brick_nvme_agent.tests.functional_kernel import guest_env
-from os_brick_nvme_agent.tests.functional_kernel import scenarios
 
 MODULE = 'os_brick_nvme_agent.tests.functional_kernel.bench_guest'
+#: The agent's option that turns md notifications off, if it has one.
+NOTIFY_OPTION = 'watch_md_events'
+VOLUME_SIZE = 4 << 20
+
+
+def notify_option_exists():
+    from os_brick_nvme_agent import opts
+    return any(opt.name == NOTIFY_OPTION for opt in opts.AGENT_OPTS)
 
 
 def polling_watcher(root, interval):
-    """A watcher that never listens to the kernel: periodic wake-ups only."""
+    """The model: a watcher that never listens to the kernel."""
     import select
 
     from os_brick_nvme_agent.host import watcher
@@ -61,8 +84,8 @@ def polling_watcher(root, interval):
     return PollingWatcher(root, interval)
 
 
-def run_agent(argv):
-    """The daemon of ``os-brick-nvme-agent run`` with a polling watcher."""
+def run_model_agent(argv):
+    """The daemon of ``os-brick-nvme-agent run`` with the polling model."""
     from oslo_log import log as logging
 
     from os_brick_nvme_agent.cmd import agent
@@ -81,74 +104,126 @@ def run_agent(argv):
     return 0
 
 
-def inject(volume):
-    """The ``fail`` scenario's fault: target gone, leg failed."""
-    old = volume.initial.replicas[1]
-    leg = volume.leg_of(old.nqn)
-    volume.unexport(old.nqn)
-    guest_env.wait_for(lambda: volume.controller_down(old.nqn), 30, 0.05)
+def start_poll_agent(env):
+    """The agent with notifications off; returns how it was set up."""
+    env.stop_agent()
+    started = time.time()
+    if notify_option_exists():
+        env.extra_options = {NOTIFY_OPTION: 'false'}
+        env.rewrite_conf(env.grace_period)
+        env.create_and_connect('bench-poll-start', VOLUME_SIZE)  # the hook
+        env.wait_agent_ready(since=started)
+        return 'option %s = false' % NOTIFY_OPTION
+    with open(os.path.join(env.workdir, 'poll-agent.out'), 'w') as out:
+        subprocess.Popen(
+            [sys.executable, '-m', MODULE, 'agent', '--config-file',
+             env.conf_file], start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    env.wait_agent_ready(since=started)
+    return 'model (watcher subclass in bench_guest)'
+
+
+def last_pass(env):
+    """Wall-clock end of the agent's last pass (it saves its state)."""
+    return os.stat(os.path.join(env.state_dir, 'state.json')).st_mtime
+
+
+def wait_random_phase(env, rng):
+    """Sleep until a uniform random point of the poll cycle; the phase.
+
+    The phase is the time since the agent's last pass, drawn from
+    [0, poll_interval). If that point is past, the next cycle's is used.
+    """
+    interval = env.poll_interval
+    phase = rng.uniform(0.0, interval)
+    last = last_pass(env)
+    when = last + phase
+    while when < time.time():
+        when += interval
+    time.sleep(max(0.0, when - time.time()))
+    return time.time() - last_pass(env)
+
+
+def _current(volume):
+    return {r['id']: r for r in volume.replicas()['replicas']}
+
+
+def _victim(volume, rng):
+    return rng.choice(sorted(_current(volume).values(),
+                             key=lambda r: r['id']))
+
+
+def inject_fail(volume, victim):
+    """Target gone, then ``mdadm --fail``; the clock starts at the fail."""
+    leg = volume.leg_of(victim['nqn'])
+    volume.unexport(victim['nqn'])
+    guest_env.wait_for(lambda: volume.controller_down(victim['nqn']), 30,
+                       0.05, 'the controller to lose its target')
     t_fault = time.monotonic()
     guest_env.run('mdadm', '--manage', '/dev/' + volume.md, '--fail',
                   '/dev/' + leg)
-    return old, t_fault
+    return t_fault, {}
 
 
-def measure_mode(env, mode, faults):
-    volumes = [env.create_and_connect('bench-%s-%d' % (mode, i))
-               for i in range(faults)]
-    env.wait_agent_ready()      # the agent the hook started
+def inject_lost(volume, victim):
+    """The port forgets the subsystem with a write in flight."""
+    leg = volume.leg_of(victim['nqn'])
+    extra = {}
+    writer = threading.Thread(target=checks.write_during, args=(volume,))
+    t_fault = time.monotonic()
+    volume.unexport(victim['nqn'])
+    writer.start()
+    guest_env.wait_for(lambda: 'faulty' in guest_env.md_members(
+        volume.md).get(leg, ('faulty',))[0], 120, 0.01, 'md to fail the leg')
+    extra['leg_failed_s'] = time.monotonic() - t_fault
+    extra['writer'] = writer
+    return t_fault, extra
+
+
+def one_fault(env, volume, inject, rng):
+    """Inject one fault at a random phase; time detection and heal."""
+    victim = _victim(volume, rng)
+    before = set(_current(volume))
+    phase = wait_random_phase(env, rng)
+    t_fault, extra = inject(volume, victim)
+    guest_env.wait_for(lambda: checks.reported_faulty(volume, victim['id']),
+                       checks.HEAL_TIMEOUT, 0.01, 'the report')
+    record = {'phase_s': phase, 'detect_s': time.monotonic() - t_fault}
+    writer = extra.pop('writer', None)
+    record.update(extra)
+    new = guest_env.wait_for(lambda: set(_current(volume)) - before,
+                             checks.HEAL_TIMEOUT, 0.05, 'a replacement')
+    t_new = time.monotonic()
+    new_nqn = _current(volume)[new.pop()]['nqn']
+    guest_env.wait_for(lambda: (volume.healthy() and
+                                new_nqn in volume.in_sync_nqns()),
+                       checks.HEAL_TIMEOUT, 0.05, 'the heal')
+    record['heal_s'] = time.monotonic() - t_new
+    if writer is not None:
+        writer.join(60)
+    guest_env.wait_for(lambda: not guest_env.controllers_of(victim['nqn']),
+                       60, 0.1, 'the old controller to go')
+    return record
+
+
+def measure_mode(env, mode, faults, rng):
     if mode == 'poll':
-        env.stop_agent()
-        started = time.time()
-        with open(os.path.join(env.workdir, 'poll-agent.out'), 'w') as out:
-            subprocess.Popen(
-                [sys.executable, '-m', MODULE, 'agent', '--config-file',
-                 env.conf_file], start_new_session=True,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        env.wait_agent_ready(since=started)
-    records = []
-    for volume in volumes:      # one at a time: timings do not overlap
-        time.sleep(1.0)     # let the first passes settle
-        old, t_fault = inject(volume)
-        guest_env.wait_for(lambda: scenarios._reported_faulty(volume, old.id),
-                           scenarios.HEAL_TIMEOUT, 0.02, 'the report')
-        record = {'volume': volume.id, 'detect_s': time.monotonic() - t_fault,
-                  'old': old, 'volume_obj': volume}
-        _watch_heals([record])
-        del record['old'], record['volume_obj']
-        records.append(record)
-    return records
-
-
-def _watch_heals(records, timeout=scenarios.HEAL_TIMEOUT):
-    """Time every volume's heal at once: replacement seen -> in sync."""
-    deadline = time.monotonic() + timeout
-    pending = list(records)
-    while pending:
-        if time.monotonic() > deadline:
-            raise guest_env.Timeout('heals not done: %s'
-                                    % [r['volume'] for r in pending])
-        for record in list(pending):
-            volume, old = record['volume_obj'], record['old']
-            if 'new' not in record:
-                new = scenarios._replaced(volume, old.id)
-                if new:
-                    record['new'], record['t_new'] = new, time.monotonic()
-                continue
-            if volume.healthy() and record['new']['nqn'] in \
-                    volume.member_nqns():
-                record['heal_s'] = time.monotonic() - record.pop('t_new')
-                record['new_replica'] = record.pop('new')['id']
-                pending.remove(record)
-        time.sleep(0.05)
+        setup = start_poll_agent(env)
+    else:
+        setup = 'hook-started agent, notifications on'
+    volume = env.create_and_connect('bench-%s' % mode, VOLUME_SIZE)
+    env.wait_agent_ready()
+    inject = inject_lost if mode == 'lost' else inject_fail
+    records = [one_fault(env, volume, inject, rng) for _ in range(faults)]
+    return {'setup': setup, 'samples': records}
 
 
 def measure_upstream(env, wait):
     """os-brick without the agent: does anything heal the array?"""
     env.stop_agent()
     env.disable_agent()
-    volume = env.create_and_connect('bench-upstream')
-    inject(volume)
+    volume = env.create_and_connect('bench-upstream', VOLUME_SIZE)
+    inject_fail(volume, volume.replicas()['replicas'][1])
     time.sleep(wait)
     return {'waited_s': wait, 'healthy_after_wait': volume.healthy(),
             'agent_running': env.agent_running(),
@@ -160,12 +235,16 @@ def measure(args):
     env = guest_env.Env(args.workdir, grace_period=args.grace_period)
     env.install_hook()
     env.make_connector()
+    rng = random.Random(args.seed)
     results = {'grace_period_s': args.grace_period,
-               'poll_interval_s': env.poll_interval}
+               'poll_interval_s': env.poll_interval,
+               'fast_io_fail_tmo_s': guest_env.FAST_IO_FAIL_TMO,
+               'faults_per_mode': args.faults, 'seed': args.seed}
     path = os.path.join(args.workdir, 'bench.json')
-    for mode in args.modes.split(','):
+    # poll last: it replaces the hook-started agent
+    for mode in sorted(args.modes.split(','), key=lambda m: m == 'poll'):
         try:
-            results[mode] = measure_mode(env, mode, args.faults)
+            results[mode] = measure_mode(env, mode, args.faults, rng)
         except guest_env.Timeout as exc:
             results[mode + '_error'] = str(exc)
         with open(path, 'w') as stream:
@@ -181,14 +260,15 @@ def measure(args):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == 'agent':
-        return run_agent([a for a in argv[1:] if a != '--no-notify'])
+        return run_model_agent(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('command', choices=['measure'])
     parser.add_argument('--workdir', required=True)
-    parser.add_argument('--faults', type=int, default=2)
-    parser.add_argument('--modes', default='notify,poll')
+    parser.add_argument('--faults', type=int, default=10)
+    parser.add_argument('--modes', default='notify,lost,poll')
     parser.add_argument('--grace-period', type=float, default=3.0)
     parser.add_argument('--upstream-wait', type=float, default=20.0)
+    parser.add_argument('--seed', type=int, default=None)
     return measure(parser.parse_args(argv))
 
 

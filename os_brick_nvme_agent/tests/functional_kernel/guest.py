@@ -123,10 +123,15 @@ class Guest(fixtures.Fixture):
         self.smp = smp
         self._proc = None
 
-    def _setUp(self):
+    def setUp(self):
+        # Checked before fixtures' setUp, which would wrap the exception in
+        # MultipleExceptions and hide it from ``except GuestUnavailable``.
         if shutil.which(QEMU) is None:
             raise GuestUnavailable('%s is not installed' % QEMU)
         self.kdir = kernel_dir()
+        super().setUp()
+
+    def _setUp(self):
         if self.workdir is None:
             self.workdir = tempfile.mkdtemp(prefix='nvme-agent-guest-')
             if not self.keep:

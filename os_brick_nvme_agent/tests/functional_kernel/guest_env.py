@@ -33,7 +33,7 @@ NVMET = '/sys/kernel/config/nvmet'
 #: What the agent is configured to write (its default is 5 s).
 FAST_IO_FAIL_TMO = 2
 #: A pass follows the array's appearance (a kernel change notification).
-AGENT_TUNE_TIMEOUT = 60
+AGENT_TUNE_TIMEOUT = 240
 
 
 class Timeout(Exception):
@@ -140,7 +140,8 @@ class Volume(object):
         return sorted(filter(None, (device_nqn(d)
                                     for d in md_members(self.md))))
 
-    def write_pattern(self, size=1 << 20, seed=b'resilience'):
+    def write_pattern(self, size=1 << 20, seed=b'resilience', offset=0):
+        """Write ``size`` bytes of a pattern at ``offset``; its sha256."""
         data = b''
         block = hashlib.sha256(seed).digest()
         while len(data) < size:
@@ -149,25 +150,32 @@ class Volume(object):
         data = data[:size]
         fd = os.open(self.path, os.O_WRONLY)
         try:
-            os.write(fd, data)
+            os.pwrite(fd, data, offset)
             os.fsync(fd)
         finally:
             os.close(fd)
         return hashlib.sha256(data).hexdigest()
 
-    def read_digest(self, size=1 << 20):
+    def read_digest(self, size=1 << 20, offset=0):
+        """sha256 of ``size`` bytes at ``offset``, read past the page cache."""
         write('/proc/sys/vm/drop_caches', 3)
         fd = os.open(self.path, os.O_RDONLY)
         try:
             data = b''
             while len(data) < size:
-                chunk = os.read(fd, size - len(data))
+                chunk = os.pread(fd, size - len(data), offset + len(data))
                 if not chunk:
                     break
                 data += chunk
         finally:
             os.close(fd)
         return hashlib.sha256(data).hexdigest()
+
+    def in_sync_nqns(self):
+        """NQNs of the members md reads from (in_sync, in a slot)."""
+        return sorted(device_nqn(d) for d, (flags, slot)
+                      in md_members(self.md).items()
+                      if 'in_sync' in flags.split(',') and slot != 'none')
 
     def healthy(self):
         return md_healthy(self.md)
@@ -207,6 +215,19 @@ class Volume(object):
         return True
 
 
+def connection_properties(volume_id, replica_set):
+    """What cinder hands os-brick for a replicated NVMe-oF volume."""
+    return {
+        'vol_uuid': str(uuid.uuid5(uuid.NAMESPACE_URL, volume_id)),
+        'alias': volume_id,
+        'replica_count': len(replica_set.replicas),
+        'volume_replicas': [{
+            'target_nqn': r.nqn, 'vol_uuid': r.ns_uuid,
+            'portals': [[p.address, str(p.port), p.transport]
+                        for p in r.portals]}
+            for r in replica_set.replicas]}
+
+
 class Env(object):
     """Agent configuration, provisioner and connector of one guest run.
 
@@ -224,6 +245,8 @@ class Env(object):
         self.grace_period = grace_period
         self.poll_interval = poll_interval
         self.enabled = True
+        #: more ``[nvme_agent]`` options (name -> text)
+        self.extra_options = {}
         os.makedirs(self.state_dir, exist_ok=True)
         self._write_conf()
         os.environ['OS_BRICK_NVME_AGENT_CONFIG'] = self.conf_file
@@ -252,7 +275,9 @@ class Env(object):
             'state_dir = %s' % self.state_dir,
             'privsep_in_process = true', 'ctrl_loss_tmo = 3',
             'fast_io_fail_tmo = %d' % FAST_IO_FAIL_TMO,
-            'command_timeout = 30',
+            'command_timeout = 30'] + [
+            '%s = %s' % item for item in sorted(self.extra_options.items())
+        ] + [
             '[provisioner_nvmet]', 'state_file = %s' % self.nvmet_state,
             'backing_dir = %s' % os.path.join(self.run_dir, 'replicas'),
             'address = 127.0.0.1', 'port = 4420', ''])
@@ -300,22 +325,43 @@ class Env(object):
 
     def create_and_connect(self, volume_id, size=8 << 20):
         replica_set = self.provisioner.create_volume(volume_id, size, 2)
-        props = {
-            'vol_uuid': str(uuid.uuid5(uuid.NAMESPACE_URL, volume_id)),
-            'alias': volume_id,
-            'replica_count': len(replica_set.replicas),
-            'volume_replicas': [{
-                'target_nqn': r.nqn, 'vol_uuid': r.ns_uuid,
-                'portals': [[p.address, str(p.port), p.transport]
-                            for p in r.portals]}
-                for r in replica_set.replicas]}
+        return self.connect(volume_id, replica_set)
+
+    def connect(self, volume_id, replica_set, tuned=True):
+        """os-brick's connect_volume of a replicated volume (hook included).
+
+        :param tuned: wait until the agent has tuned the legs it finds.
+        """
+        props = connection_properties(volume_id, replica_set)
         info = self.connector.connect_volume(props)
         volume = Volume(self, volume_id, replica_set, info['path'])
-        if self.enabled:
+        volume.props = props
+        if self.enabled and tuned:
             # the agent (started by the hook) tunes the new legs itself
             wait_for(volume.fast_io_fail_set, AGENT_TUNE_TIMEOUT, 0.2,
                      'the agent to set fast_io_fail_tmo on the legs')
         return volume
+
+    def disconnect(self, volume):
+        """os-brick's disconnect_volume: the array stops, legs go away."""
+        self.connector.disconnect_volume(volume.props, {'path': volume.path})
+
+    def agent_state(self):
+        """The agent's durable state (its own loader), or None."""
+        from os_brick_nvme_agent import state
+        path = os.path.join(self.state_dir, 'state.json')
+        try:
+            with open(path, encoding='utf-8') as stream:
+                return state.loads(stream.read())
+        except FileNotFoundError:
+            return None
+
+    def signal_agent(self, signum):
+        """Send ``signum`` to the running agent; returns its pid."""
+        pid = self.agent_pid()
+        if pid:
+            os.kill(pid, signum)
+        return pid
 
     def wait_agent_ready(self, timeout=120, since=0.0):
         """Wait until the agent runs and has finished a pass.

@@ -13,7 +13,7 @@
 """The pure parts of the kernel harness: tools/kernel/build.py, guest.py.
 
 No qemu here; the tests that need the downloaded kernel package skip
-without it.
+without it (fail when ``CI`` is set).
 """
 
 import importlib.util
@@ -27,6 +27,7 @@ import struct
 import fixtures
 import testtools
 
+from os_brick_nvme_agent import tests
 from os_brick_nvme_agent.tests.functional_kernel import guest
 from os_brick_nvme_agent.tests.functional_kernel import test_scenarios
 
@@ -111,7 +112,8 @@ class TestModules(testtools.TestCase):
         roots = sorted((self.build.cache_dir() / 'pkg').glob(
             '*/lib/modules/*'))
         if not roots:
-            self.skipTest('kernel package not unpacked: tools/kernel/build.sh')
+            raise tests.missing(
+                'kernel package not unpacked: tools/kernel/build.sh')
         self.modroot = roots[-1]
 
     def test_dependencies_come_first(self):
@@ -145,3 +147,19 @@ class TestGuestCommands(testtools.TestCase):
         inner = shlex.split(words[-1])
         self.assertIn('/v env/bin/python', inner)
         self.assertEqual(['--workdir', '/tmp/a b', 'fail'], inner[-3:])
+
+
+class TestMissingKernel(testtools.TestCase):
+    """The scenario tests turn a missing qemu into tests.missing()."""
+
+    def test_missing_qemu_fails_the_scenarios_under_ci(self):
+        self.useFixture(fixtures.EnvironmentVariable('CI', 'true'))
+        self.useFixture(fixtures.EnvironmentVariable('PATH', '/nonexistent'))
+        self.useFixture(fixtures.EnvironmentVariable(
+            test_scenarios.ENABLE_ENV))
+        for attr in ('results', 'error', 'fixture'):
+            self.useFixture(fixtures.MonkeyPatch(
+                'os_brick_nvme_agent.tests.functional_kernel.test_scenarios.'
+                '_Run.' + attr, None))
+        error = self.assertRaises(AssertionError, test_scenarios._Run.get)
+        self.assertIn('qemu-system-x86_64 is not installed', str(error))

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""What each tooz backend can tell a lock holder.
+"""Backend profiles: what each tooz backend can tell a lock holder.
 
 tooz hands out locks but says little about them once they are held.  A
 *backend profile* here adds, per driver, the three things the coordinator
@@ -44,20 +44,33 @@ memcached     none                        like redis (touch + owner
 others        none                        refresh or release fails
 ============  ==========================  ===========================
 
-Some profiles read attributes that tooz keeps private (the redis-py lock
-token, the etcd lease, the kazoo lock node).  They are isolated here, and
-the unit and functional tests pin the behaviour against tooz itself.
+The profile is chosen from the type of the started tooz driver
+(``isinstance`` against tooz's own driver classes) and its
+``CHARACTERISTICS`` say whether its locks reach across hosts.
+
+Some profiles read attributes that tooz, redis-py, kazoo or etcd3gw keep
+private (the redis-py lock token, the etcd lease and key, the kazoo client
+and lock node): every such read goes through the accessors of
+:mod:`cinder_resilience.backend_internals`, and client-library errors are
+translated there, at one edge, from a narrow list per backend.
+
+The lease of a lock whose holder died (``lease_url``) is set from our
+``[coordination]`` options: redis and etcd ``lock_timeout``, zookeeper
+session ``timeout``, unless the operator put them in ``backend_url``.
 """
 
-import base64
+import math
 import os
 import tempfile
+from urllib import parse
 
 from oslo_log import log as logging
+from oslo_utils import importutils
 import tenacity
 import tooz
 from tooz import coordination as tooz_coordination
 
+from cinder_resilience import backend_internals as internals
 from cinder_resilience import exception
 
 LOG = logging.getLogger(__name__)
@@ -104,31 +117,14 @@ def filesystem_of(path, mounts_text):
     return fstype
 
 
-def active_active_risk(url, mounts_text=''):
-    """Say why a backend URL is unsafe for active-active, or None."""
-    scheme = url.split('://', 1)[0].split('+', 1)[0].lower()
-    if scheme == 'file':
-        path = url.split('://', 1)[1].split('?', 1)[0]
-        fstype = filesystem_of(path, mounts_text) or 'unknown'
-        if fstype in SHARED_FILESYSTEMS:
-            return None
-        return ('file:// locks in %s live on a %s filesystem: they only '
-                'exclude services on this host. Use redis, etcd or '
-                'zookeeper (or a shared filesystem with working POSIX locks) '
-                'when several hosts share a backend.' % (path, fstype))
-    if scheme == 'memcached':
-        return ('memcached may evict lock keys under memory pressure and '
-                'forgets them on restart, and gives no fencing token: two '
-                'services can hold one lock. Use redis, etcd or zookeeper.')
-    if scheme == 'ipc':
-        return 'ipc:// locks only exclude processes on this host.'
-    return None
-
-
 class Backend(object):
     """Profile of a tooz driver with no known extras (memcached, sql...)."""
 
     name = 'generic'
+
+    #: URL schemes whose lease option ``LEASE_OPTION`` we set.
+    SCHEMES = ()
+    LEASE_OPTION = None
 
     #: What a timed acquire that ran out of time raises instead of
     #: returning False: the drivers that poll through tooz's retry helper
@@ -137,6 +133,27 @@ class Backend(object):
 
     def __init__(self, driver):
         self.driver = driver
+
+    @staticmethod
+    def raw_errors():
+        """Client-library errors meaning "backend unreachable"."""
+        return ()
+
+    @property
+    def connection_errors(self):
+        """What a failed call to the backend raises, once translated."""
+        return (tooz_coordination.ToozConnectionError,)
+
+    @property
+    def across_hosts(self):
+        return (tooz_coordination.Characteristics.DISTRIBUTED_ACROSS_HOSTS
+                in getattr(self.driver, 'CHARACTERISTICS', ()))
+
+    def risk(self, url, mounts_text=''):
+        """Why this backend is unsafe for active-active, or None."""
+        if not self.across_hosts:
+            return 'its locks only exclude processes on this host.'
+        return None
 
     @property
     def lease_seconds(self):
@@ -193,6 +210,16 @@ class FileBackend(Backend):
     lease_based = False
     lease_seconds = None
 
+    def risk(self, url, mounts_text=''):
+        path = url.split('://', 1)[1].split('?', 1)[0]
+        fstype = filesystem_of(path, mounts_text) or 'unknown'
+        if fstype in SHARED_FILESYSTEMS:
+            return None
+        return ('file:// locks in %s live on a %s filesystem: they only '
+                'exclude services on this host. Use redis, etcd or '
+                'zookeeper (or a shared filesystem with working POSIX locks) '
+                'when several hosts share a backend.' % (path, fstype))
+
     def token(self, lock):
         path = _text(lock.name) + '.fence'
         try:
@@ -214,7 +241,10 @@ class RedisBackend(Backend):
     """redis://: lease refreshed with the redis-py lock's ``reacquire``."""
 
     name = 'redis'
+    SCHEMES = ('redis', 'rediss')
+    LEASE_OPTION = 'lock_timeout'
     timeout_errors = ()
+    raw_errors = staticmethod(internals.redis_errors)
 
     def __init__(self, driver):
         super().__init__(driver)
@@ -232,15 +262,13 @@ class RedisBackend(Backend):
         return bool(lock.is_still_owner())
 
     def token(self, lock):
-        client = self.driver._client
-        if self._script is None:
-            self._script = client.register_script(_REDIS_TOKEN_SCRIPT)
-        owner = lock._lock.local.token
-        try:
+        owner = internals.RedisInternals.owner_token(lock)
+        with internals.translated(self.raw_errors()):
+            if self._script is None:
+                client = internals.RedisInternals.client(self.driver)
+                self._script = client.register_script(_REDIS_TOKEN_SCRIPT)
             token = self._script(keys=[lock.name, lock.name + b'_fence'],
                                  args=[owner or b''])
-        except Exception as exc:
-            raise tooz.ToozError(str(exc)) from exc
         if token < 0:
             raise exception.LockLost(name=_text(lock.name),
                                      reason='redis holds another owner')
@@ -251,27 +279,30 @@ class EtcdBackend(Backend):
     """etcd3+http(s)://: lease keep-alive, token = create revision."""
 
     name = 'etcd3'
+    SCHEMES = ('etcd3+http', 'etcd3+https', 'etcd3gw')
+    LEASE_OPTION = 'lock_timeout'
+    raw_errors = staticmethod(internals.etcd_errors)
+
+    #: tooz's etcd3gw driver declares LINEARIZABLE but not
+    #: DISTRIBUTED_ACROSS_HOSTS, which etcd, a network server, is.
+    across_hosts = True
 
     def _owner_revision(self, lock):
-        from etcd3gw import exceptions as etcd_exc
-        try:
-            found = self.driver.client.get(lock._key.decode(), metadata=True)
-        except etcd_exc.Etcd3Exception as exc:
-            raise tooz_coordination.ToozConnectionError(str(exc)) from exc
-        mine = base64.b64decode(lock._uuid)
+        with internals.translated(self.raw_errors()):
+            found = self.driver.client.get(
+                internals.EtcdInternals.key(lock).decode(), metadata=True)
+        mine = internals.EtcdInternals.owner_value(lock)
         for value, meta in found:
             if value == mine:
                 return int(meta['create_revision'])
         return None
 
     def refresh(self, lock):
-        from etcd3gw import exceptions as etcd_exc
-        if not lock.acquired:
+        lease = internals.EtcdInternals.lease(lock)
+        if not lock.acquired or lease is None:
             return False
-        try:
-            ttl = lock._lease.refresh()
-        except etcd_exc.Etcd3Exception as exc:
-            raise tooz_coordination.ToozConnectionError(str(exc)) from exc
+        with internals.translated(self.raw_errors()):
+            ttl = lease.refresh()
         if ttl <= 0:
             return False
         return self._owner_revision(lock) is not None
@@ -288,6 +319,11 @@ class ZookeeperBackend(Backend):
     """zookeeper://: session-based; token = czxid of our lock znode."""
 
     name = 'zookeeper'
+    SCHEMES = ('zookeeper', 'kazoo')
+    LEASE_OPTION = 'timeout'
+    raw_errors = staticmethod(internals.kazoo_errors)
+    lease_seconds = None
+    lease_based = False
 
     def __init__(self, driver):
         super().__init__(driver)
@@ -296,20 +332,10 @@ class ZookeeperBackend(Backend):
         # kazoo's lock raises LockTimeout through tooz on a timed acquire.
         self.timeout_errors = (kazoo_exc.LockTimeout,)
 
-    @property
-    def lease_seconds(self):
-        return None
-
-    @property
-    def lease_based(self):
-        return False
-
     def token(self, lock):
-        znode = lock._lock.path.rstrip('/') + '/' + (lock._lock.node or '')
-        try:
-            stat = self.driver._coord.exists(znode)
-        except Exception as exc:
-            raise tooz_coordination.ToozConnectionError(str(exc)) from exc
+        znode = internals.KazooInternals.lock_node(lock)
+        with internals.translated(self.raw_errors()):
+            stat = internals.KazooInternals.client(self.driver).exists(znode)
         if not lock.acquired or stat is None:
             raise exception.LockLost(name=_text(lock.name),
                                      reason='lock znode is gone')
@@ -324,11 +350,12 @@ class ZookeeperBackend(Backend):
             return False
 
         self._listener = listener
-        self.driver._coord.add_listener(listener)
+        internals.KazooInternals.client(self.driver).add_listener(listener)
 
     def unwatch(self):
         if self._listener is not None:
-            self.driver._coord.remove_listener(self._listener)
+            internals.KazooInternals.client(self.driver).remove_listener(
+                self._listener)
             self._listener = None
 
 
@@ -337,14 +364,80 @@ class MemcachedBackend(Backend):
 
     name = 'memcached'
 
+    def risk(self, url, mounts_text=''):
+        return ('memcached may evict lock keys under memory pressure and '
+                'forgets them on restart, and gives no fencing token: two '
+                'services can hold one lock. Use redis, etcd or zookeeper.')
 
-_PROFILES = {
-    'FileDriver': FileBackend,
-    'RedisDriver': RedisBackend,
-    'Etcd3Driver': EtcdBackend,
-    'KazooDriver': ZookeeperBackend,
-    'MemcachedDriver': MemcachedBackend,
-}
+
+#: (tooz driver module, class, profile): the class is imported only when
+#: its client library is installed, and matched with isinstance.
+_DRIVERS = (
+    ('tooz.drivers.file', 'FileDriver', FileBackend),
+    ('tooz.drivers.redis', 'RedisDriver', RedisBackend),
+    ('tooz.drivers.etcd3gw', 'Etcd3Driver', EtcdBackend),
+    ('tooz.drivers.zookeeper', 'KazooDriver', ZookeeperBackend),
+    ('tooz.drivers.memcached', 'MemcachedDriver', MemcachedBackend),
+)
+
+
+def _driver_classes():
+    for module_name, class_name, profile in _DRIVERS:
+        module = importutils.try_import(module_name)
+        if module is not None:
+            yield getattr(module, class_name), profile
+
+
+def profile_for(driver):
+    """Return the backend profile matching a (started) tooz driver."""
+    for driver_class, profile in _driver_classes():
+        if isinstance(driver, driver_class):
+            return profile(driver)
+    return Backend(driver)
+
+
+def active_active_risk(url, mounts_text=''):
+    """Why the backend of ``url`` is unsafe for active-active, or None.
+
+    Builds the tooz driver without connecting it.
+    """
+    driver = tooz_coordination.get_coordinator(url, b'risk-check')
+    return profile_for(driver).risk(url, mounts_text)
+
+
+def _profile_class_for_url(url):
+    scheme = url.split('://', 1)[0].lower()
+    for _module, _class, profile in _DRIVERS:
+        if scheme in profile.SCHEMES:
+            return profile
+    return Backend
+
+
+def lease_seconds_for(heartbeat, lease_heartbeats):
+    """Whole seconds (tooz takes integers) of a dead holder's lease."""
+    return max(1, int(math.ceil(heartbeat * lease_heartbeats)))
+
+
+def lease_url(url, lease_seconds):
+    """``url`` with the backend's lease option set, unless already there.
+
+    :returns: (url, True if the operator's own value was kept)
+    """
+    option = _profile_class_for_url(url).LEASE_OPTION
+    if option is None:
+        return url, False
+    parts = parse.urlsplit(url)
+    query = parse.parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == option for key, _value in query):
+        return url, True
+    query.append((option, str(lease_seconds)))
+    return parse.urlunsplit(parts._replace(query=parse.urlencode(query))), \
+        False
+
+
+def raw_errors_for(url):
+    """Client-library errors of the backend of ``url`` (see internals)."""
+    return _profile_class_for_url(url).raw_errors()
 
 
 def connection_errors(url):
@@ -353,20 +446,8 @@ def connection_errors(url):
     tooz translates most of them to ToozConnectionError, but its etcd driver
     lets etcd3gw's own errors out of ``start()``.
     """
-    errors = [tooz_coordination.ToozConnectionError]
-    if url.startswith('etcd3'):
-        from etcd3gw import exceptions as etcd_exc
-        errors += [etcd_exc.ConnectionFailedError,
-                   etcd_exc.ConnectionTimeoutError]
-    return tuple(errors)
-
-
-def profile_for(driver):
-    """Return the backend profile matching a started tooz driver."""
-    for klass in type(driver).__mro__:
-        if klass.__name__ in _PROFILES:
-            return _PROFILES[klass.__name__](driver)
-    return Backend(driver)
+    return ((tooz_coordination.ToozConnectionError,) +
+            _profile_class_for_url(url).raw_errors())
 
 
 def _text(name):

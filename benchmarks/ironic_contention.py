@@ -12,17 +12,22 @@
 
 """Contention on one node in a real ironic database, measured.
 
-Used by ``benchmarks/ironic_locking.py`` and the demo scene. It runs in its
-own process (``python -m ironic_locking.contention``): it parses ironic's
-global configuration, creates an ironic schema in a fresh sqlite file and
-one node, then lets ``workers`` threads ask for the node's exclusive lock in
-bursts (all at once, as concurrent API requests arrive), each holding it for
-``hold`` seconds. The same bursts run against each task manager named.
+The harness behind ``benchmarks/ironic_locking.py`` and the demo scene. It
+runs in its own process (``python -m benchmarks.ironic_contention``): it
+parses ironic's global configuration, creates an ironic schema in a fresh
+sqlite file and one node, then lets ``workers`` threads of this one process
+(one conductor) ask for the node's exclusive lock in bursts (all at once,
+as concurrent API requests arrive), each holding it for ``hold`` seconds.
+The same bursts run against each task manager named.
 
 Figures per task manager: share of requests that end in NodeLocked, p50
 and p99 of the time spent acquiring (successful or not), successful
 acquisitions per second of run time, and ``Node.reserve`` calls (each one a
 database query) per successful acquisition.
+
+With ``--ceiling``, the same number of acquisitions is also made by a single
+worker, one after the other: the uncontended ceiling, hold time plus the
+cost of taking and releasing the lock, measured in the same run.
 """
 
 import argparse
@@ -179,23 +184,49 @@ def run_bursts(tm_class, node_uuid, workers=8, hold=0.05, rounds=10):
     return summarize(samples, counter.calls, duration)
 
 
+def run_sequential(tm_class, node_uuid, count, hold=0.05):
+    """``count`` lock requests by one worker, one after the other.
+
+    :returns: the :func:`summarize` figures.
+    """
+    context = ironic_context.get_admin_context()
+    samples = []
+    counter = _ReserveCounter()
+    counter.install()
+    began = time.monotonic()
+    try:
+        for _ in range(count):
+            started = time.monotonic()
+            with tm_class(context, node_uuid, purpose='ceiling',
+                          load_driver=False):
+                samples.append((time.monotonic() - started, True))
+                time.sleep(hold)
+    finally:
+        counter.uninstall()
+    return summarize(samples, counter.calls, time.monotonic() - began)
+
+
 def _apply(overrides):
     for name, value in overrides.items():
         CONF.set_override(name, value, group='conductor')
 
 
-def measure(runs, workers=8, hold=0.05, rounds=10):
+def measure(runs, workers=8, hold=0.05, rounds=10, ceiling=False):
     """Run the same bursts once per run, on one fresh database.
 
     :param runs: ``(label, task_manager, overrides)`` triples, where
         ``task_manager`` is a key of :data:`TASK_MANAGERS` and
         ``overrides`` maps ``[conductor]`` options to values for that run.
+    :param ceiling: also measure one worker alone (label ``ceiling``).
     :returns: ``{label: figures}``.
     """
     workdir = tempfile.mkdtemp(prefix='ironic-locking-')
     results = {}
     try:
         node_uuid = prepare_database(workdir)
+        if ceiling:
+            results['ceiling'] = run_sequential(
+                TASK_MANAGERS['upstream'], node_uuid, workers * rounds, hold)
         for label, name, overrides in runs:
             _apply(overrides)
             try:
@@ -221,11 +252,14 @@ def main(argv=None):
                         help='JSON list of [label, task manager, '
                              '{conductor option: value}] (default: '
                              'upstream and ours, default settings)')
+    parser.add_argument('--ceiling', action='store_true',
+                        help='also measure one worker alone')
     args = parser.parse_args(argv)
     # Retries log a line each; the figures are what this tool reports.
     logging.getLogger('ironic').setLevel(logging.ERROR)
     logging.getLogger('ironic_locking').setLevel(logging.ERROR)
-    result = measure(args.runs, args.workers, args.hold, args.rounds)
+    result = measure(args.runs, args.workers, args.hold, args.rounds,
+                     args.ceiling)
     # Keep the runs in the order asked for: callers print them so.
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write('\n')
