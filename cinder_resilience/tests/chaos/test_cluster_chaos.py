@@ -68,8 +68,11 @@ class ClusterChaosMixin(object):
             json.dumps(result, indent=1, sort_keys=True)))
         self.assertEqual([], result['skipped_faults'])
         self.assertGreater(result['acquisitions'], 50)
-        self.assertEqual(result['writes_accepted'],
-                         result['resource_records'])
+        # A holder SIGKILLed between its write and the record of it leaves
+        # one record the history lacks; nothing else may differ.
+        unrecorded = result['resource_records'] - result['writes_accepted']
+        self.assertGreaterEqual(unrecorded, 0)
+        self.assertLessEqual(unrecorded, len(result['kill_trials']))
         self.assertEqual(0, result['stale_writes_accepted'])
         self.assertEqual(0, result['overlapping_accepted_writes'])
         held = [t for t in result['pause_details'] if t['held']]
