@@ -26,6 +26,8 @@ BENCHMARKS = ('cinder_reinit', 'ironic_locking', 'coordination', 'nvme_agent')
 BENCHMARKS += ('cinder_cluster', 'cinder_reinit_cluster')
 # Lock chaos on 3-member clusters (the long run).
 BENCHMARKS += ('chaos',)
+# Lock failover after a holder's SIGKILL, per backend.
+BENCHMARKS += ('lock_failover',)
 
 
 def _parse_args(argv):

@@ -127,7 +127,7 @@ COORDINATION_OPTS = [
                       'reach the coordination backend. A held lock is still '
                       'reported lost when its lease runs out meanwhile.'),
     cfg.IntOpt('lease_heartbeats',
-               default=3, min=2, max=60,
+               default=2, min=2, max=60,
                help='Lease of a distributed lock, in heartbeats: a lock '
                     'whose holder died (SIGKILL, power loss, partition) '
                     'becomes free after about heartbeat x lease_heartbeats '

@@ -16,7 +16,7 @@ Runs ``benchmarks.ironic_contention`` in a child process: a real ironic
 database (sqlite file, ironic's schema and objects), one node, and bursts of
 eight simultaneous requests for the node's exclusive lock, each holder
 keeping it for 50 ms. The same bursts meet ironic's stock TaskManager first,
-then the retrying one, both with ironic's default retry options.
+then the retrying one (hand-off), both with ironic's default retry options.
 """
 
 import json
@@ -53,9 +53,9 @@ def main(argv=None):
           'holds it, the\nconductor retries a few times and then answers '
           'HTTP 409 NodeLocked.')
     print('Stock ironic makes 3 attempts, 1 s apart: callers that collide '
-          'once\ncollide again, in step. The retrying task manager takes '
-          'the same two\nsettings as its patience (3 x 1 s) but looks '
-          'sooner, at jittered times.\n')
+          'once\ncollide again, in step. The retrying task manager keeps '
+          'ironic\'s 3 attempts\nand 2 s of patience, but hands a released '
+          'node to the next waiter of\nthe same conductor at once.\n')
     print('Now: %d bursts of %d simultaneous lock requests on one node in '
           'a real\nironic sqlite database, each holder keeping the lock '
           '%d ms ...' % (ROUNDS, WORKERS, HOLD * 1000))

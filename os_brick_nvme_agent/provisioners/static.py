@@ -34,8 +34,10 @@ Reports write the replica's new state back into the file and raise the
 generation. A replacement request takes the first spare into the set and
 drops the faulty replica; with no spare left, the replica is marked
 ``replacing`` and listed under ``requests`` for a person (or a test) to
-act on. Every write is atomic, so an operator can edit the file by hand
-with ``mv`` as well, and the agent never reads half a file.
+act on. The agent's volume events (degraded, healed) are appended to the
+volume's ``events`` list. Every write is atomic, so an operator can edit
+the file by hand with ``mv`` as well, and the agent never reads half a
+file.
 
 Caveats: there is no locking against a concurrent editor besides the
 atomic replace; meant for labs, tests and small static deployments.
@@ -55,6 +57,8 @@ from os_brick_nvme_agent.provisioners import base
 LOG = logging.getLogger(__name__)
 
 CONFIG_GROUP = 'provisioner_static'
+#: Volume events (Provisioner.send_event) kept per volume in the file.
+EVENTS_KEPT = 50
 CONFIG_OPTS = [
     cfg.StrOpt('path',
                default='/etc/os-brick-nvme-agent/replicas.yaml',
@@ -131,6 +135,22 @@ class StaticProvisioner(base.Provisioner):
         self._write(data)
         LOG.info('Replacement of replica %(rep)s of %(vol)s: %(what)s',
                  {'rep': replica_id, 'vol': volume_id, 'what': what})
+
+    def send_event(self, event):
+        """Append the event to the volume's ``events`` list (newest kept).
+
+        The volume's replica set and generation are left as they are.
+        """
+        data = self._read()
+        volume = data['volumes'].get(event.get('volume'))
+        if not isinstance(volume, dict):
+            return False    # not one of ours
+        events = volume.get('events')
+        events = events if isinstance(events, list) else []
+        events.append({k: event[k] for k in sorted(event)})
+        volume['events'] = events[-EVENTS_KEPT:]
+        self._write(data)
+        return True
 
     # File access ----------------------------------------------------------
 

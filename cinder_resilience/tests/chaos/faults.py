@@ -44,38 +44,44 @@ class Faults(object):
         self.lease = cluster.lease
 
     def _holder(self):
-        """Stop the announced holder; return its pid if it holds the lock."""
+        """Stop the announced holder.
+
+        :returns: (pid, time it was stopped) if it holds the lock, or
+                  (None, None) after resuming it if it does not
+        """
         try:
             with open(os.path.join(self.workers.workdir, 'holder')) as f:
                 pid = int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
-            return None
+            return None, None
         if pid not in self.workers.pids():
-            return None
+            return None, None
+        stopped = time.monotonic()
         os.kill(pid, signal.SIGSTOP)
         if self._holding(pid):
-            return pid
+            return pid, stopped
         os.kill(pid, signal.SIGCONT)
-        return None
+        return None, None
 
     def _holding(self, pid):
         """True if ``pid`` holds the lock and has writes left to make."""
         last = None
         for path in self.workers.history_files(pid):
-            with open(path) as f:
-                for line in f:
-                    if line.endswith('\n'):
-                        last = json.loads(line)
+            with open(path, 'rb') as f:
+                # Only the tail: the holder is stopped while we read.
+                f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+                lines = f.read().split(b'\n')
+            if len(lines) >= 2 and lines[-2].startswith(b'{'):
+                last = json.loads(lines[-2])
         if last is None:
             return False
         return last['k'] == 'acquire' or (
             last['k'] == 'write' and last['ok'] and not last['last'])
 
     def pause_holder(self):
-        pid = self._holder()
+        pid, started = self._holder()
         if pid is None:
             return False
-        started = time.monotonic()
         time.sleep(2.5 * self.lease)
         resumed = time.monotonic()
         os.kill(pid, signal.SIGCONT)
@@ -85,7 +91,7 @@ class Faults(object):
         return True
 
     def kill_holder(self):
-        pid = self._holder()
+        pid, _stopped = self._holder()
         if pid is None:
             return False
         killed = time.monotonic()

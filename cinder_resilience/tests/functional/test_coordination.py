@@ -27,6 +27,7 @@ from oslo_config import cfg
 import testtools
 
 from cinder_resilience import coordination
+from cinder_resilience import coordination_service
 from cinder_resilience import exception
 from cinder_resilience import tests
 from cinder_resilience.tests.functional import servers
@@ -132,6 +133,43 @@ class BackendMixin(object):
         state = harness.run()
         self.assertEqual({'w0': 40, 'w1': 40, 'w2': 40}, state['done'])
         self.assertEqual(120, state['counter'])
+
+    def test_stock_cinder_coordinator_and_ours_exclude_each_other(self):
+        """Rolling upgrade: a stock cinder process next to a plugged one."""
+        from cinder import coordination as cinder_coordination
+        cfg.CONF.set_override('backend_url', self.server.url, 'coordination')
+        self.addCleanup(cfg.CONF.clear_override, 'backend_url',
+                        'coordination')
+        stock = cinder_coordination.Coordinator(prefix='cinder-')
+        stock.start()
+        self.addCleanup(self._stop_quietly, stock)
+        # Ours serves cinder's own COORDINATOR, as in a plugged service.
+        ours = coordination.Coordinator(prefix='cinder-', conf=self.conf)
+        self.addCleanup(self._stop_quietly, ours)
+        self.addCleanup(coordination_service.disable, ours)
+        coordination_service.enable(ours)
+        cinder_coordination.COORDINATOR.start()
+        self.assertTrue(coordination_service.routed())
+        ran = []
+
+        @cinder_coordination.synchronized('{vol}-delete_volume',
+                                          blocking=False)
+        def delete_volume(vol):
+            ran.append(vol)
+
+        theirs = stock.get_lock('v9-delete_volume')
+        self.assertTrue(theirs.acquire(blocking=False))
+        self.assertRaises(exception.LockAcquireFailed, delete_volume, 'v9')
+        self.assertEqual([], ran)
+        theirs.release()
+        mine = cinder_coordination.COORDINATOR.get_lock('v9-delete_volume')
+        with mine:
+            self.assertFalse(
+                stock.get_lock('v9-delete_volume').acquire(blocking=False))
+        delete_volume('v9')
+        self.assertEqual(['v9'], ran)
+        cinder_coordination.COORDINATOR.stop()
+        self.assertFalse(ours.started)
 
     def test_mutual_exclusion_across_processes(self):
         self.assert_no_lost_increment('locked')

@@ -332,7 +332,7 @@ class UnreachableBackendTest(base.BaseTestCase):
         self.assertEqual(1, driver.start.call_count)
         self.assertFalse(coord.started)
         # The lease option is passed; the secret URL is never logged.
-        self.assertEqual('redis://:pw@127.0.0.1:1?lock_timeout=3',
+        self.assertEqual('redis://:pw@127.0.0.1:1?lock_timeout=2',
                          get.call_args[0][0])
         self.assertIn('redis unreachable at start', self.logs.output)
         self.assertNotIn('pw', self.logs.output)

@@ -35,7 +35,7 @@ from unittest import mock
 # Selects oslo.service's threading backend before ironic's conductor
 # modules are imported, as ironic's own test package does.
 import ironic.tests.unit  # noqa: F401
-from ironic.conductor import task_manager as ironic_task_manager
+from ironic.conductor import task_manager as ironic_task_manager  # noqa: H306
 from ironic.tests import base as ironic_test_base
 
 from ironic_locking import handoff

@@ -357,6 +357,19 @@ class DaemonTest(testtools.TestCase):
                             for c in commands), commands)
         self.assertNotIn({'replace': 'd2'},
                          self.env.read_volume('vol-2').get('requests', []))
+        # the provisioner was told: degraded, then healed
+        self.wait_for(lambda: [(e['event'], e['replica']) for e in
+                               self.env.read_volume('vol-2').get('events',
+                                                                 [])]
+                      == [('fault_seen', 'd2'), ('resync_done', 'd2')],
+                      'the degraded and healed events of vol-2')
+        out = subprocess.run(
+            agent_command() + ['events', '--volume', 'vol-2',
+                               '--config-file', self.env.config],
+            capture_output=True, text=True, check=True).stdout
+        for event in ('fault_seen', 'report_sent', 'replica_connected',
+                      'leg_added', 'resync_done'):
+            self.assertIn(event, out)
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(0, proc.wait(timeout=10))
 

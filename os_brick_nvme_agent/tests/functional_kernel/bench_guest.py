@@ -231,6 +231,16 @@ def measure_upstream(env, wait):
                                                              'degraded'))}
 
 
+def _journal_events(env):
+    """Lines in the agents' event journal (0 when there is none)."""
+    from os_brick_nvme_agent import journal
+    try:
+        with open(journal.path(env.state_dir)) as stream:
+            return sum(1 for _line in stream)
+    except OSError:
+        return 0
+
+
 def measure(args):
     env = guest_env.Env(args.workdir, grace_period=args.grace_period)
     env.install_hook()
@@ -249,6 +259,7 @@ def measure(args):
             results[mode + '_error'] = str(exc)
         with open(path, 'w') as stream:
             json.dump(results, stream, indent=1, sort_keys=True)
+    results['journal_events'] = _journal_events(env)
     if args.upstream_wait > 0:
         results['upstream'] = measure_upstream(env, args.upstream_wait)
     env.stop_agent()

@@ -302,10 +302,10 @@ class Env(object):
         """
         import site
 
-        from os_brick_nvme_agent import hook
+        from os_brick_nvme_agent import hook_install
         site_dir = os.path.join(self.run_dir, 'site')
         os.makedirs(site_dir, exist_ok=True)
-        hook.install_pth(site_dir)
+        hook_install.install_pth(site_dir)
         site.addsitedir(site_dir)
 
     def make_connector(self):

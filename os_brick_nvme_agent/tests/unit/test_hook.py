@@ -244,6 +244,20 @@ class LoaderTest(testtools.TestCase):
         module = importlib.import_module(_hook_loader.TARGET)
         self.assertIs(hook.NVMeOFAgent, module.NVMeOFAgent)
 
+    def test_host_service_loads_only_the_hook(self):
+        # what os-brick's import pulls into nova-compute: no installer, no
+        # loader (the old import cycle), no daemon code
+        code = ('import sys\n'
+                'from os_brick_nvme_agent import hook\n'
+                'print(" ".join(sorted(m for m in sys.modules\n'
+                '      if m.startswith("os_brick_nvme_agent"))))\n')
+        out = subprocess.run([sys.executable, '-S', '-c', code],
+                             capture_output=True, text=True, check=True,
+                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                                 p for p in sys.path if p)))
+        self.assertEqual('os_brick_nvme_agent os_brick_nvme_agent.hook '
+                         'os_brick_nvme_agent.pidlock', out.stdout.strip())
+
     def test_other_names_are_not_answered(self):
         finder = _hook_loader.AgentFinder()
         self.assertIsNone(finder.find_spec(

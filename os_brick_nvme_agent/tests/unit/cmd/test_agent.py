@@ -247,8 +247,12 @@ class CommandTest(testtools.TestCase):
 
     def test_bad_provisioner_option_is_one_line(self):
         self.write_conf('enabled = true\nprovisioner = kioxia\n'
-                        '[provisioner_kioxia]\nread_timeout = fast\n')
+                        '[provisioner_kioxia]\ntoken = t\n'
+                        'read_timeout = fast\n')
         self.assertOneLine(*self.run_agent(), 'read_timeout')
+        self.write_conf('enabled = true\nprovisioner = kioxia\n')
+        self.assertOneLine(*self.run_agent(), '[provisioner_kioxia] needs '
+                           'token, or token_url, client_id and client_secret')
 
     def test_detached_agent_needs_a_log_destination(self):
         self.write_conf('enabled = true\n')

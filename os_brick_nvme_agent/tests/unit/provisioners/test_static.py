@@ -148,3 +148,20 @@ class TestHelpers(testtools.TestCase):
             err = self.assertRaises(exception.MalformedReply,
                                     base.replica_set_from_dict, 'v', data)
             self.assertIn('volume v: bad replica set', str(err))
+
+
+class TestStaticEvents(StaticTestCase):
+
+    def test_events_are_kept_in_the_file(self):
+        prov = self.make(self.volume())
+        for n in range(static.EVENTS_KEPT + 5):
+            self.assertTrue(prov.send_event({
+                'time': float(n), 'event': 'fault_seen', 'volume': 'v',
+                'replica': 'r2'}))
+        with open(self.path) as f:
+            events = yaml.safe_load(f)['volumes']['v']['events']
+        self.assertEqual(static.EVENTS_KEPT, len(events))
+        self.assertEqual(float(static.EVENTS_KEPT + 4), events[-1]['time'])
+        self.assertEqual(3, prov.get_replica_set('v').generation)
+        self.assertFalse(prov.send_event({'event': 'fault_seen',
+                                          'volume': 'other'}))
