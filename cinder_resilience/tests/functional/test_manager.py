@@ -94,6 +94,9 @@ class LateBackendTest(base.BaseTestCase):
         took = time.monotonic() - opened
         self.assertTrue(cs.wait_for(ours.reporting, 15),
                         'our cinder-volume sends no heartbeat')
+        # The late start logs its summary right after that heartbeat.
+        self.assertTrue(cs.wait_for(
+            lambda: 'the service is up' in ours.log(), 15))
         log = ours.log()
         self.assertTrue(ours.shown_up())
         for line in (cs.RPC_READY_LINE, cs.CAPABILITIES_LINE,
