@@ -320,6 +320,7 @@ def kernel_run(faults, upstream_wait):
         print('real-kernel part skipped: %s' % exc)
         return None
     try:
+        guest.compile_bytecode()
         script = test_scenarios.job_script(
             guest.guest_python(), fixture.workdir, [], module='bench_guest',
             extra=['measure'] + argv)

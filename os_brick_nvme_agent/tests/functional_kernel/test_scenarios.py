@@ -87,6 +87,7 @@ class _Run(object):
             cls.error = tests.missing(str(exc))
             return
         try:
+            guest.compile_bytecode()
             workdir = cls.fixture.workdir
             cls.result = cls.fixture.run(
                 job_script(guest.guest_python(), workdir, selected()),
