@@ -203,7 +203,7 @@ class BackendMixin(object):
         self.assertEqual([lock], lost)
         self.assertTrue(lock.lost)
         self.assertRaises(exception.LockLost, lock.check)
-        self.assertIn('ERROR cinder_resilience.coordination Distributed '
+        self.assertIn('ERROR cinder_resilience.locks Distributed '
                       'lock cinder-vol-r was lost', self.logs.output)
         self.assertFalse(lock.release())
         other = self.coordinator().get_lock('vol-r')
