@@ -52,7 +52,8 @@ def build_service(conf):
         executor=executor.Executor(conf, commands, snap),
         store=state.StateStore(os.path.join(group.state_dir, 'state.json')),
         snapshot=snap,
-        watcher=watcher.Watcher(group.root_dir, group.poll_interval),
+        watcher=watcher.Watcher(group.root_dir, group.poll_interval,
+                                events=group.watch_md_events),
         journal=journal.Journal(journal.path(group.state_dir),
                                 group.journal_max_events))
 

@@ -55,6 +55,10 @@ PROVISIONER_UNREACHABLE = 'provisioner_unreachable'
 AGENT_STARTED = 'agent_started'
 AGENT_STOPPED = 'agent_stopped'
 
+#: Volume events offered to the provisioner (Provisioner.send_event).
+FORWARDED = (FAULT_SEEN, RESYNC_DONE, CONTROLLER_DISCONNECTED,
+             REPLICA_CONNECTED)
+
 _KEYS = ('time', 'event', 'volume')
 
 

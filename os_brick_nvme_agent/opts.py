@@ -40,6 +40,11 @@ AGENT_OPTS = [
                  help='Seconds between two reconcile passes when the kernel '
                       'sends no change notification (periodic fallback), '
                       'and between two pulls of the provisioner.'),
+    cfg.BoolOpt('watch_md_events', default=True,
+                help='Wake up on the kernel\'s change notifications of '
+                     '/proc/mdstat and the md sysfs attributes. When '
+                     'false the agent wakes only every poll_interval '
+                     '(polling mode; detection takes up to that long).'),
     cfg.FloatOpt('grace_period', default=120.0, min=0.0, max=86400.0,
                  help='Seconds a faulty replica may stay faulty before the '
                       'agent asks the provisioner to replace it. A leg that '

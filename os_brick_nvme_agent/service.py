@@ -337,9 +337,11 @@ class AgentService(service.Service):
                     **journal_mod.action_fields(action))
                 failed.add(action.volume_id)
                 continue
-            self.journal.record(journal_mod.ACTION_EVENTS[type(action)],
-                                action.volume_id,
-                                **journal_mod.action_fields(action))
+            entry = self.journal.record(
+                journal_mod.ACTION_EVENTS[type(action)], action.volume_id,
+                **journal_mod.action_fields(action))
+            if entry['event'] in journal_mod.FORWARDED:
+                self.forward(entry)
         self.acted = bool(actions) and not failed
         return None
 

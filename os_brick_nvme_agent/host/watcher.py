@@ -20,7 +20,9 @@ also compares what it reads with what it read last time, so a change that
 happened between two waits is never lost, and it wakes up after
 ``interval`` seconds in any case (periodic fallback: regular files, as in
 a simulated host, never signal). :meth:`Watcher.interrupt` ends a wait at
-once from another thread.
+once from another thread. With ``events=False`` it watches nothing and
+only the interval or an interrupt end a wait (``[nvme_agent]
+watch_md_events``).
 """
 
 import glob
@@ -55,11 +57,14 @@ class Watcher(object):
     :param root: prefix of /proc and /sys.
     :param interval: longest wait in seconds (periodic fallback).
     :param poller: factory of poll objects (tests inject one).
+    :param events: watch the md files; False leaves only the interval.
     """
 
-    def __init__(self, root='/', interval=10.0, poller=select.poll):
+    def __init__(self, root='/', interval=10.0, poller=select.poll,
+                 events=True):
         self.root = root
         self.interval = interval
+        self.events = events
         self._poller = poller
         self._seen = None
         self._read_fd, self._write_fd = os.pipe()
@@ -110,6 +115,8 @@ class Watcher(object):
         :returns: EVENT, TIMEOUT or INTERRUPTED.
         """
         timeout = self.interval if timeout is None else timeout
+        if not self.events:
+            return self._poll({}, timeout)
         fds, contents = self._arm()
         try:
             changed = self._seen is not None and contents != self._seen

@@ -75,12 +75,14 @@ class Provisioner(abc.ABC):
         """Tell the provisioner what happened to one of its volumes.
 
         Called with the journal's volume events (``fault_seen``: the volume
-        is degraded; ``resync_done``: a replica is back in sync). Plugins
-        whose backend keeps a host event log override it; the default
-        does nothing.
+        is degraded; ``resync_done``: a replica is back in sync;
+        ``replica_connected``: the host connected a replica's target;
+        ``controller_disconnected``: it disconnected a retired one).
+        Plugins whose backend keeps a host event log override it; the
+        default does nothing.
 
-        :param event: the journal entry (``event``, ``volume``,
-            ``replica``, ``nqn``, ``time``).
+        :param event: the journal entry (``event``, ``volume``, ``time``;
+            ``replica`` and/or ``nqn``).
         :returns: True if the provisioner took the event.
         :raises NVMeAgentException: it could not be delivered.
         """

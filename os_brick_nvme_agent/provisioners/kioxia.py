@@ -36,6 +36,10 @@ How the agent's four calls map onto them:
   (delete and confirm the faulty one). Each step checks what is already
   done, so repeating the request after a crash does not add a second
   replica.
+* ``send_event``: ``POST forward_log``, the host event log the Kioxia
+  agent wrote to, with the record cinder's ``ForwardEntity`` describes
+  (see :func:`forward_record`): volume degraded and healed, target
+  reconnected and disconnected.
 
 A location whose backend has no target for the volume makes the whole
 answer malformed (and ignored): acting on a partial set could retire a
@@ -43,11 +47,13 @@ healthy leg.
 """
 
 import datetime
+import socket
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
 from os_brick_nvme_agent import exception
+from os_brick_nvme_agent import journal
 from os_brick_nvme_agent import model
 from os_brick_nvme_agent.provisioners import base
 from os_brick_nvme_agent.provisioners import kumoscale_client
@@ -95,6 +101,20 @@ CONFIG_OPTS = [
 ]
 
 ALIAS_MAX = 27      # cinder's kioxia driver cuts replicated aliases here
+
+#: appName of forwarded records, the one the Kioxia agent used.
+APP_NAME = 'nvmeof_agent'
+#: Journal event -> (level, message) of the forwarded record.
+EVENT_MESSAGES = {
+    journal.FAULT_SEEN: ('WARNING', 'Volume %(volume)s degraded: replica '
+                         '%(replica)s is out of sync'),
+    journal.RESYNC_DONE: ('INFO', 'Volume %(volume)s healed: replica '
+                          '%(replica)s is in sync again'),
+    journal.REPLICA_CONNECTED: ('INFO', 'Volume %(volume)s: target %(nqn)s '
+                                'reconnected'),
+    journal.CONTROLLER_DISCONNECTED: ('INFO', 'Volume %(volume)s: target '
+                                      '%(nqn)s disconnected'),
+}
 
 
 class KioxiaProvisioner(base.Provisioner):
@@ -175,6 +195,23 @@ class KioxiaProvisioner(base.Provisioner):
         LOG.info('KumoScale: asked to replace replica %(rep)s of %(vol)s',
                  {'rep': replica_id, 'vol': volume_id})
 
+    def send_event(self, event):
+        """Forward a volume event to KumoScale's host event log.
+
+        :returns: False for an event that has no KumoScale message.
+        :raises ProvisionerUnavailable, ProvisionerError: not delivered.
+        """
+        record = forward_record(event, socket.gethostname())
+        if record is None:
+            return False
+        try:
+            self.client.forward_log(record)
+        except exception.UnknownVolume:     # HTTP 404: no such command
+            raise exception.ProvisionerError(
+                'KumoScale has no forward_log command (event %s of %s not '
+                'forwarded)' % (event.get('event'), event.get('volume')))
+        return True
+
     # Helpers -------------------------------------------------------------
 
     def _state_names(self):
@@ -244,6 +281,26 @@ def parse_replica_set(volume_id, volume, targets, portals_of, state_names):
     return model.ReplicaSet(volume_id, max(times), tuple(replicas),
                             grace_period=parse_down_time(
                                 volume.get('maxReplicaDownTime')))
+
+
+def forward_record(event, host):
+    """The ``forward_log`` body for a journal event, or None.
+
+    ``parametersList`` carries the event's fields as ``name=value``
+    strings, in a fixed order, so the log can be searched by volume,
+    replica or target.
+    """
+    if event.get('event') not in EVENT_MESSAGES:
+        return None
+    level, text = EVENT_MESSAGES[event['event']]
+    fields = {name: event.get(name) or '-'
+              for name in ('volume', 'replica', 'nqn')}
+    params = ['%s=%s' % (name, event[name])
+              for name in ('event', 'volume', 'replica', 'nqn', 'time')
+              if event.get(name) is not None]
+    return {'loggingType': 'EVENT', 'level': level, 'host': host,
+            'appName': APP_NAME, 'message': text % fields,
+            'parametersList': params}
 
 
 def parse_down_time(value):

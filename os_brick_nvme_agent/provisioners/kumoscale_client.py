@@ -165,6 +165,15 @@ class KumoScaleClient(object):
         return self._call('DELETE', 'replica/%s/%s' % (
             _quote(volume_uuid), _quote(replica_uuid)))
 
+    def forward_log(self, record):
+        """Add a record to the provisioner's host event log.
+
+        :param record: the JSON object cinder's ``ForwardEntity`` has:
+            ``loggingType``, ``level``, ``host``, ``appName``,
+            ``message``, ``parametersList``.
+        """
+        return self._call('POST', 'forward_log', body=record)
+
     # Transport -------------------------------------------------------------
 
     def _records(self, method, command):

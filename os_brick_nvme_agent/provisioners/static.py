@@ -39,10 +39,16 @@ volume's ``events`` list. Every write is atomic, so an operator can edit
 the file by hand with ``mv`` as well, and the agent never reads half a
 file.
 
+The parsed file is kept between calls and read again only when its inode,
+modification time or size changes (an edit, or a ``mv`` over it); the
+agent's own writes refresh it. Every agent pass asks for every volume, so
+this saves parsing the whole file once per volume.
+
 Caveats: there is no locking against a concurrent editor besides the
 atomic replace; meant for labs, tests and small static deployments.
 """
 
+import copy
 import json
 import os
 
@@ -78,15 +84,19 @@ class StaticProvisioner(base.Provisioner):
     CONFIG_GROUP = CONFIG_GROUP
     CONFIG_OPTS = CONFIG_OPTS
 
+    def __init__(self, conf):
+        super().__init__(conf)
+        self._cache = None      # ((path, st_ino, st_mtime_ns, st_size), doc)
+
     @property
     def path(self):
         return self.options.path
 
     def probe(self):
-        self._read()
+        self._document()
 
     def get_replica_set(self, volume_id):
-        volume = self._read()['volumes'].get(volume_id)
+        volume = self._document()['volumes'].get(volume_id)
         if volume is None:
             return None
         if not isinstance(volume, dict):
@@ -158,12 +168,25 @@ class StaticProvisioner(base.Provisioner):
         return self.path.endswith('.json')
 
     def _read(self):
+        """A copy of the document that the caller may change and write."""
+        return copy.deepcopy(self._document())
+
+    def _document(self):
+        """The parsed file, shared: read it, never change it."""
         try:
             with open(self.path, encoding='utf-8') as f:
+                key = _file_key(self.path, os.fstat(f.fileno()))
+                if self._cache is not None and self._cache[0] == key:
+                    return self._cache[1]
                 text = f.read()
         except OSError as exc:
             raise exception.ProvisionerUnavailable(
                 'cannot read %s: %s' % (self.path, exc))
+        data = self._parse(text)
+        self._cache = (key, data)
+        return data
+
+    def _parse(self, text):
         try:
             data = json.loads(text) if self._is_json() else \
                 yaml.safe_load(text)
@@ -181,12 +204,17 @@ class StaticProvisioner(base.Provisioner):
             text = json.dumps(data, indent=2, sort_keys=True)
         else:
             text = yaml.safe_dump(data, default_flow_style=False)
+        self._cache = None
         try:
             base.write_file_atomically(self.path, text,
                                        mode=_mode_of(self.path))
+            key = _file_key(self.path, os.stat(self.path))
         except OSError as exc:
             raise exception.ProvisionerUnavailable(
                 'cannot write %s: %s' % (self.path, exc))
+        # What was just written, as a reader would parse it (JSON/YAML
+        # turn tuples into lists and so on).
+        self._cache = (key, self._parse(text))
 
     def _volume(self, data, volume_id):
         volume = data['volumes'].get(volume_id)
@@ -201,6 +229,11 @@ class StaticProvisioner(base.Provisioner):
             if replica.get('id') == replica_id:
                 return replica
         raise exception.UnknownReplica('%s/%s' % (volume_id, replica_id))
+
+
+def _file_key(path, st):
+    """What identifies one version of the file."""
+    return (path, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _mode_of(path):

@@ -53,6 +53,7 @@ class KumoScaleState(object):
             for n in range(backends)}
         self.volumes = {}
         self.requests = []      # (method, path) seen, for assertions
+        self.logs = []          # forward_log records, oldest first
 
     def tick(self):
         return next(self._clock)
@@ -164,9 +165,30 @@ def _route(state, method, parts, query, body):
         return 200, [backend] if backend else []
     if method == 'GET' and head == 'targets':
         return _targets(state, query)
+    if method == 'POST' and parts == ['forward_log']:
+        return _forward_log(state, body)
     if head == 'replica' and len(parts) >= 2:
         return _replica(state, method, parts[1:], body)
     return 404, {'status': 'NotFound', 'description': '/'.join(parts)}
+
+
+#: Fields of cinder's ForwardEntity, each with its JSON type.
+FORWARD_FIELDS = {'loggingType': str, 'level': str, 'host': str,
+                  'appName': str, 'message': str, 'parametersList': list}
+
+
+def _forward_log(state, body):
+    try:
+        record = json.loads(body or b'null')
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or sorted(record) != sorted(
+            FORWARD_FIELDS) or not all(
+            isinstance(record[k], t) for k, t in FORWARD_FIELDS.items()):
+        return 400, {'status': 'InvalidParameter',
+                     'description': 'not a ForwardEntity'}
+    state.logs.append(record)
+    return 200, {'status': 'Success'}
 
 
 def _targets(state, query):

@@ -357,12 +357,13 @@ class DaemonTest(testtools.TestCase):
                             for c in commands), commands)
         self.assertNotIn({'replace': 'd2'},
                          self.env.read_volume('vol-2').get('requests', []))
-        # the provisioner was told: degraded, then healed
+        # the provisioner was told: degraded, target back, healed
         self.wait_for(lambda: [(e['event'], e['replica']) for e in
                                self.env.read_volume('vol-2').get('events',
                                                                  [])]
-                      == [('fault_seen', 'd2'), ('resync_done', 'd2')],
-                      'the degraded and healed events of vol-2')
+                      == [('fault_seen', 'd2'), ('replica_connected', 'd2'),
+                          ('resync_done', 'd2')],
+                      'the degraded, reconnected and healed events of vol-2')
         out = subprocess.run(
             agent_command() + ['events', '--volume', 'vol-2',
                                '--config-file', self.env.config],

@@ -253,6 +253,31 @@ class ServiceTest(testtools.TestCase):
         self.assertEqual([('host', actions[0]),
                           ('report', 'a', 'r2', RS.FAULTY)], self.rec.log)
 
+    def test_target_connect_and_disconnect_are_forwarded(self):
+        replica = replica_set('a').replicas[1]
+        self.svc.execute([model.ConnectReplica('a', replica),
+                          model.AddLeg('a', 'md127', 'nvme3n1'),
+                          model.DisconnectController('a', 'nqn.old')])
+        self.assertEqual([('replica_connected', 'a', 'r2'),
+                          ('controller_disconnected', 'a', None)],
+                         self.rec.events)
+
+    def test_failed_forward_is_logged_and_the_pass_goes_on(self):
+        logger = self.useFixture(fixtures.FakeLogger(
+            name='os_brick_nvme_agent.service'))
+
+        def refuse(event):
+            raise exception.ProvisionerError('no forward_log')
+        self.rec.send_event = refuse
+        replica = replica_set('a').replicas[1]
+        actions = [model.ConnectReplica('a', replica),
+                   model.AddLeg('a', 'md127', 'nvme3n1')]
+        self.svc.execute(actions)
+        self.assertEqual([('host', actions[0]), ('host', actions[1])],
+                         self.rec.log)
+        self.assertEqual(1, logger.output.count(
+            'Could not forward event replica_connected of a'))
+
     def test_provisioner_outage_while_reporting(self):
         self.rec.fail_apply['report'] = exception.ProvisionerUnavailable('x')
         actions = [model.ReportReplicaState('a', 'r2', RS.FAULTY),

@@ -134,6 +134,43 @@ class WatcherTest(testtools.TestCase):
         self.assertEqual(watcher.INTERRUPTED, w.wait())
 
 
+class PollingModeTest(testtools.TestCase):
+    """watch_md_events = false: only the interval or an interrupt wake."""
+
+    def setUp(self):
+        super().setUp()
+        self.root = self.useFixture(fixtures.TempDir()).path
+        make_tree(self.root)
+        self.polls = []
+
+        def factory():
+            self.polls.append(FakePoll(lambda poll: []))
+            return self.polls[-1]
+        self.w = watcher.Watcher(self.root, interval=7.0, poller=factory,
+                                 events=False)
+        self.addCleanup(self.w.close)
+
+    def test_only_the_interrupt_pipe_is_watched(self):
+        self.assertEqual(watcher.TIMEOUT, self.w.wait())
+        self.assertEqual([select.POLLIN],
+                         list(self.polls[0].registered.values()))
+        self.assertEqual([7000.0], self.polls[0].timeouts)
+
+    def test_md_change_waits_for_the_interval(self):
+        self.w.wait()
+        with open(os.path.join(self.root, 'sys/block/md127/md/degraded'),
+                  'w') as handle:
+            handle.write('1\n')
+        self.assertEqual(watcher.TIMEOUT, self.w.wait(timeout=2.0))
+        self.assertEqual([2000.0], self.polls[1].timeouts)
+
+    def test_interrupt_still_ends_the_wait(self):
+        w = watcher.Watcher(self.root, interval=30.0, events=False)
+        self.addCleanup(w.close)
+        w.interrupt()
+        self.assertEqual(watcher.INTERRUPTED, w.wait())
+
+
 class RealTreeTest(testtools.TestCase):
 
     def test_watched_paths_on_recorded_sysfs(self):

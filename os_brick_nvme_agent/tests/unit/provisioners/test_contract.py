@@ -144,6 +144,27 @@ class ProvisionerContract(object):
                           self.prov.request_replacement, 'no-such-volume',
                           'r1')
 
+    def test_send_event_leaves_the_replica_set_alone(self):
+        self.add_volume('vol-1')
+        before = self.prov.get_replica_set('vol-1')
+        for name in ('fault_seen', 'resync_done'):
+            taken = self.prov.send_event({
+                'time': 1700000000.0, 'event': name, 'volume': 'vol-1',
+                'replica': before.replicas[0].id,
+                'nqn': before.replicas[0].nqn})
+            self.assertIsInstance(taken, bool)
+        self.assertEqual(before, self.prov.get_replica_set('vol-1'))
+
+    def test_send_event_during_outage_raises_or_declines(self):
+        self.add_volume('vol-1')
+        self.break_provisioner()
+        try:
+            taken = self.prov.send_event({'time': 1.0, 'event': 'fault_seen',
+                                          'volume': 'vol-1', 'replica': 'r1'})
+        except exception.NVMeAgentException:
+            return
+        self.assertFalse(taken)
+
     def test_outage_is_provisioner_unavailable(self):
         self.add_volume('vol-1')
         self.break_provisioner()

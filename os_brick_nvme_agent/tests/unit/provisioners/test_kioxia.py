@@ -218,3 +218,87 @@ class TestKioxiaProvisioner(KioxiaTestCase):
         self.assertNotIn(victim, [r.id for r in replicas])
         posts = [r for r in requests[seen:] if r[0] == 'POST']
         self.assertEqual(1, len(posts))
+
+
+class TestKioxiaEvents(KioxiaTestCase):
+    """send_event: POST forward_log, as the Kioxia agent did."""
+
+    def event(self, name, **fields):
+        entry = {'time': 1700000000.5, 'event': name, 'volume': 'vol-1'}
+        entry.update(fields)
+        return entry
+
+    def test_volume_events_are_forwarded(self):
+        cases = [
+            (self.event('fault_seen', replica='r2', nqn='nqn.x:2'),
+             'WARNING', 'Volume vol-1 degraded: replica r2 is out of sync'),
+            (self.event('resync_done', replica='r2', nqn='nqn.x:2'),
+             'INFO', 'Volume vol-1 healed: replica r2 is in sync again'),
+            (self.event('replica_connected', replica='r3', nqn='nqn.x:3'),
+             'INFO', 'Volume vol-1: target nqn.x:3 reconnected'),
+            (self.event('controller_disconnected', nqn='nqn.x:1'),
+             'INFO', 'Volume vol-1: target nqn.x:1 disconnected'),
+        ]
+        for event, level, message in cases:
+            self.assertTrue(self.prov.send_event(event))
+        logs = self.fake.state.logs
+        self.assertEqual([(level, message) for _e, level, message in cases],
+                         [(r['level'], r['message']) for r in logs])
+        first = logs[0]
+        self.assertEqual(('EVENT', socket.gethostname(), 'nvmeof_agent'),
+                         (first['loggingType'], first['host'],
+                          first['appName']))
+        self.assertEqual(['event=fault_seen', 'volume=vol-1', 'replica=r2',
+                          'nqn=nqn.x:2', 'time=1700000000.5'],
+                         first['parametersList'])
+        self.assertEqual(['event=controller_disconnected', 'volume=vol-1',
+                          'nqn=nqn.x:1', 'time=1700000000.5'],
+                         logs[3]['parametersList'])
+
+    def test_other_events_are_not_sent(self):
+        seen = len(self.fake.state.requests)
+        for name in ('leg_added', 'report_sent', 'agent_started'):
+            self.assertFalse(self.prov.send_event(self.event(name)))
+        self.assertEqual(seen, len(self.fake.state.requests))
+
+    def test_delivery_failures_raise(self):
+        event = self.event('fault_seen', replica='r2', nqn='nqn.x:2')
+        self.fake.fail_next(503)
+        self.assertRaises(exception.ProvisionerUnavailable,
+                          self.prov.send_event, event)
+        self.fake.fail_next(400)
+        self.assertRaises(exception.ProvisionerError,
+                          self.prov.send_event, event)
+        self.fake.fail_next(404)
+        err = self.assertRaises(exception.ProvisionerError,
+                                self.prov.send_event, event)
+        self.assertIn('no forward_log command', str(err))
+        self.assertEqual([], self.fake.state.logs)
+
+    def test_oauth_and_tls_apply(self):
+        logger = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
+        for name, value in (('token', ''),
+                            ('token_url', self.fake.url + '/oauth/token'),
+                            ('client_id', kumoscale_server.CLIENT_ID),
+                            ('client_secret',
+                             kumoscale_server.CLIENT_SECRET)):
+            self.conf.set_override(name, value, 'provisioner_kioxia')
+        prov = kioxia.KioxiaProvisioner(self.conf)
+        self.assertTrue(prov.send_event(self.event('resync_done',
+                                                   replica='r1')))
+        self.assertEqual(1, self.fake.tokens_issued)
+        for secret in (kumoscale_server.CLIENT_SECRET, self.fake.token):
+            self.assertNotIn(secret, logger.output)
+        self.conf.clear_override('ca_file', 'provisioner_kioxia')
+        err = self.assertRaises(
+            exception.ProvisionerUnavailable,
+            kioxia.KioxiaProvisioner(self.conf).send_event,
+            self.event('resync_done', replica='r1'))
+        self.assertIn('SSLError', str(err))     # the token fetch already
+        self.assertEqual(1, len(self.fake.state.logs))
+
+    def test_fake_refuses_a_record_that_is_not_a_forward_entity(self):
+        record = kioxia.forward_record(self.event('fault_seen'), 'h')
+        del record['appName']
+        self.assertRaises(exception.ProvisionerError,
+                          self.prov.client.forward_log, record)

@@ -66,6 +66,19 @@ class TestClient(testtools.TestCase):
         self.assertEqual({'sameRackAllowed': False},
                          json.loads(kwargs['data']))
 
+    def test_forward_log_request_shape(self):
+        c, session = client(FakeResponse(200, {'status': 'Success'}))
+        record = {'loggingType': 'EVENT', 'level': 'INFO', 'host': 'h',
+                  'appName': 'nvmeof_agent', 'message': 'm',
+                  'parametersList': ['volume=v']}
+        c.forward_log(record)
+        method, url, kwargs = session.calls[0]
+        self.assertEqual(('POST', 'https://a:8090/forward_log'),
+                         (method, url))
+        self.assertEqual(record, json.loads(kwargs['data']))
+        self.assertEqual('Bearer s3cret', kwargs['headers']['Authorization'])
+        self.assertEqual('/ca.pem', kwargs['verify'])
+
     def test_targets_query(self):
         c, session = client(FakeResponse(200, []), FakeResponse(200, []))
         c.get_targets('v1')

@@ -165,3 +165,57 @@ class TestStaticEvents(StaticTestCase):
         self.assertEqual(3, prov.get_replica_set('v').generation)
         self.assertFalse(prov.send_event({'event': 'fault_seen',
                                           'volume': 'other'}))
+
+
+class TestStaticCache(StaticTestCase):
+    """The parsed file is reused until the file changes."""
+
+    def setUp(self):
+        super().setUp()
+        self.loads = self.useFixture(fixtures.MockPatchObject(
+            yaml, 'safe_load', wraps=yaml.safe_load)).mock
+
+    def test_unchanged_file_is_parsed_once(self):
+        prov = self.make(self.volume())
+        for _ in range(5):
+            self.assertEqual(3, prov.get_replica_set('v').generation)
+        prov.probe()
+        self.assertEqual(1, self.loads.call_count)
+
+    def test_file_replaced_by_an_editor_is_read_again(self):
+        prov = self.make(self.volume())
+        self.assertEqual(3, prov.get_replica_set('v').generation)
+        data = self.volume()
+        data['volumes']['v']['generation'] = 9
+        base.write_file_atomically(self.path, yaml.safe_dump(data))
+        self.assertEqual(9, prov.get_replica_set('v').generation)
+        self.assertEqual(2, self.loads.call_count)
+
+    def test_file_rewritten_in_place_is_read_again(self):
+        prov = self.make(self.volume())
+        self.assertEqual(3, prov.get_replica_set('v').generation)
+        data = self.volume()
+        data['volumes']['v']['generation'] = 12345
+        with open(self.path, 'w') as f:        # same inode, new size
+            yaml.safe_dump(data, f)
+        self.assertEqual(12345, prov.get_replica_set('v').generation)
+
+    def test_own_write_refreshes_the_cache(self):
+        prov = self.make(self.volume())
+        prov.get_replica_set('v')
+        prov.report_replica_state('v', 'r1', RS.FAULTY)
+        calls = self.loads.call_count
+        rs = prov.get_replica_set('v')
+        self.assertEqual((4, RS.FAULTY), (rs.generation, rs.replicas[0].state))
+        self.assertEqual(calls, self.loads.call_count)
+
+    def test_failed_change_leaves_the_cache_intact(self):
+        prov = self.make(self.volume())
+        prov.get_replica_set('v')
+        with mock.patch.object(base, 'write_file_atomically',
+                               side_effect=PermissionError(13, 'denied')):
+            self.assertRaises(exception.ProvisionerUnavailable,
+                              prov.report_replica_state, 'v', 'r1',
+                              RS.FAULTY)
+        self.assertEqual(RS.AVAILABLE,
+                         prov.get_replica_set('v').replicas[0].state)
