@@ -24,11 +24,17 @@ only that runner's summary lines are counted until tox's next step:
 - pytest: the closing ``== 3 passed, 1 failed, 2 skipped in 1.2s ==``;
 - tools/check_extras.py: ``check_extras: N passed, N failed``.
 
-It prints one line per tox environment with tox's own verdict, then
-``Totals: N passed, N failed, N skipped``. It exits 1 when a test failed,
-when tox reported an environment as failed, when an environment ran a test
-runner that counted no test (a filter matching nothing, a runner that
-crashed before its summary), or when no test ran at all.
+It prints one line per tox environment with tox's own verdict, then each
+failed test's id with the end of its traceback (subunit-trace's
+``{N} id [t] ... FAILED`` block, pytest's ``FAILED id`` line, unittest's
+``FAIL: id``/``ERROR: id`` block), then
+``Totals: N passed, N failed, N skipped``. A CI service often keeps only
+the end of the log, so what failed and why must be there.
+
+It exits 1 when a test failed, when tox reported an environment as failed,
+when an environment ran a test runner that counted no test (a filter
+matching nothing, a runner that crashed before its summary), or when no
+test ran at all.
 """
 
 import re
@@ -49,6 +55,16 @@ UNITTEST_RAN_RE = re.compile(r'^Ran (?P<n>\d+) tests? in ')
 UNITTEST_END_RE = re.compile(r'^(?P<verdict>OK|FAILED)(?: \((?P<detail>.*)\))?'
                              r'\s*$')
 PYTEST_RE = re.compile(r'^=+ (?P<detail>.*\d+ \w+.*) in [\d.]+s\b.*=+\s*$')
+# A failed test and where its report ends.
+FAILED_TEST_RES = (
+    re.compile(r'^\{\d+\} (?P<id>\S+) (?:\[[^]]*\] )?\.\.\. FAILED'),
+    re.compile(r'^FAILED (?!\()(?P<id>\S+)'),
+    re.compile(r'^(?:FAIL|ERROR): (?P<id>\S+(?: \([\w.]+\))?)\s*$'),
+)
+REPORT_END_RE = re.compile(r'^(?:\{\d+\} |={6}|-{6,}$|Ran \d+ tests? |'
+                           r'FAILED |(?:FAIL|ERROR): )')
+EXCERPT_LINES = 15
+EXCERPT_TESTS = 10
 EXTRAS_RE = re.compile(r'^check_extras: (?P<passed>\d+) passed, '
                        r'(?P<failed>\d+) failed')
 
@@ -75,6 +91,8 @@ class Env(object):
         self.counts = dict.fromkeys(KINDS, 0)
         self.runs_tests = False
         self.verdict = None
+        self.failures = []  # (test id, [report lines])
+        self._report = None  # the failed test's report being read
         self._ran = None  # unittest: "Ran N" awaiting its OK/FAILED line
 
     def add(self, passed=0, failed=0, skipped=0):
@@ -87,7 +105,34 @@ class Env(object):
 
     def line(self, runner, line):
         """Count ``line`` if it is ``runner``'s summary."""
+        self._failure(line)
         getattr(self, '_' + runner)(line)
+
+    def _failure(self, line):
+        """Keep the id and report of a failed test."""
+        for regex in FAILED_TEST_RES:
+            match = regex.match(line)
+            if match:
+                self._report = []
+                self.failures.append((match.group('id'), self._report))
+                return
+        if self._report is None:
+            return
+        if REPORT_END_RE.match(line):
+            self._report = None
+        elif line.strip() and not set(line.strip()) <= set('~'):
+            self._report.append(line)
+
+    def excerpts(self):
+        """Lines naming each failed test, with the end of its report."""
+        out = []
+        for test_id, report in self.failures[:EXCERPT_TESTS]:
+            out.append('FAILED %s' % test_id)
+            out.extend('    ' + line for line in report[-EXCERPT_LINES:])
+        if len(self.failures) > EXCERPT_TESTS:
+            out.append('... and %d more failed tests'
+                       % (len(self.failures) - EXCERPT_TESTS))
+        return out
 
     def _stestr(self, line):
         match = STESTR_RE.match(line)
@@ -171,6 +216,9 @@ def main(argv):
                  + (env.verdict or 'no verdict',)))
         for kind in KINDS:
             total[kind] += env.counts[kind]
+    for name, env in envs.items():
+        for line in env.excerpts():
+            print('%s: %s' % (name, line))
     for problem in problems(envs):
         print('ERROR: %s' % problem)
     print('Totals: %d passed, %d failed, %d skipped'

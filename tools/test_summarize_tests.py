@@ -140,5 +140,61 @@ class MainTest(unittest.TestCase):
         self.assertEqual(1, self.run_main(STESTR))
 
 
+FAILED_STESTR = '''\
+functional: commands[0]> stestr --test-path ./x run
+{0} x.test_a.T.test_ok [0.1s] ... ok
+{1} x.test_a.T.test_bad [2.5s] ... FAILED
+
+Captured traceback:
+~~~~~~~~~~~~~~~~~~~
+    Traceback (most recent call last):
+      File "x/test_a.py", line 9, in test_bad
+    AssertionError: 3 != 4
+
+{0} x.test_a.T.test_ok2 [0.1s] ... ok
+======
+Totals
+======
+ - Passed: 2
+ - Failed: 1
+'''
+FAILED_PYTEST = '''\
+extras: commands[0]> python -m pytest tools
+FAILED tools/test_x.py::test_y - assert 1 == 2
+========== 1 passed, 1 failed in 1.0s ==========
+'''
+
+
+class FailureTest(unittest.TestCase):
+
+    def test_failed_tests_are_named_with_their_traceback(self):
+        envs = summarize_tests.tally(
+            (FAILED_STESTR + FAILED_PYTEST + UNITTEST).splitlines(True))
+        self.assertEqual(
+            ['FAILED x.test_a.T.test_bad',
+             '    Captured traceback:',
+             '        Traceback (most recent call last):',
+             '          File "x/test_a.py", line 9, in test_bad',
+             '        AssertionError: 3 != 4'],
+            envs['functional'].excerpts())
+        self.assertEqual(['FAILED tools/test_x.py::test_y'],
+                         envs['extras'].excerpts())
+        # unittest's closing "FAILED (failures=1, ...)" names no test.
+        self.assertEqual([], envs['upstream-cinder'].excerpts())
+
+    def test_main_prints_them_before_the_totals(self):
+        with tempfile.NamedTemporaryFile('w', suffix='.log',
+                                         delete=False) as log:
+            log.write(FAILED_STESTR)
+        self.addCleanup(os.unlink, log.name)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = summarize_tests.main(['summarize_tests.py', log.name])
+        self.assertEqual(1, rc)
+        self.assertIn('functional: FAILED x.test_a.T.test_bad\n'
+                      'functional:     Captured traceback:\n', out.getvalue())
+        self.assertIn('AssertionError: 3 != 4', out.getvalue())
+
+
 if __name__ == '__main__':
     unittest.main()

@@ -66,6 +66,7 @@ class Process(object):
     def __init__(self, workdir):
         self.workdir = workdir
         self.process = None
+        self.killed = False
         os.makedirs(workdir, exist_ok=True)
 
     @property
@@ -109,7 +110,8 @@ class Process(object):
     def stop(self, timeout=15.0):
         """SIGTERM the group, SIGKILL it after ``timeout`` s.
 
-        :returns: seconds the process took to exit
+        :returns: seconds the process took to exit; ``killed`` tells whether
+                  it needed the SIGKILL
         """
         if not self.alive():
             return 0.0
@@ -118,6 +120,7 @@ class Process(object):
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.killed = True
             self.kill()
         return time.monotonic() - began
 

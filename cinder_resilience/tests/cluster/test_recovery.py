@@ -16,16 +16,23 @@
   it probes all end ``available`` on the healthy members, it reports down
   meanwhile, and it serves its share once its backend is up.
 * A SIGKILLed member's creates, clones and deletes do not stay
-  ``creating``/``deleting``: a surviving member cleans them up within
-  ``service_down_time`` plus one cleanup interval, with no operator call.
-* Stopping a member while it probes takes less than 3 s.
+  ``creating``/``deleting``: a surviving member cleans them up, with no
+  operator call.
+* Stopping a member while it waits to probe ends it on SIGTERM, without
+  waiting for the probe.
+
+How long these take is measured by benchmarks/cinder_reinit_cluster.py;
+the tests only bound their waits so that a broken build fails rather than
+hangs.
 """
 
+import logging
 import time
 
 from cinder_resilience.tests.cluster import base
 from cinder_resilience.tests.cluster import client as cinder_client
 
+LOG = logging.getLogger(__name__)
 wait_for = base.deployment.wait_for
 
 #: Counted attempts (reinit_driver_count = 3, cinder's default) plus one:
@@ -33,9 +40,11 @@ wait_for = base.deployment.wait_for
 PROBING_AFTER_FAILURES = 5
 #: How long after its start the late member's backend comes up.
 BACKEND_DELAY_S = 20.0
-#: Room for a loaded machine on top of service_down_time plus one
-#: cleanup interval (dead_member_cleanup_interval).
-SLACK_S = 30.0
+#: Added to service_down_time plus one cleanup interval
+#: (dead_member_cleanup_interval) before the test gives up: without the
+#: cleanup the volumes would stay transient for ever, so this is only a
+#: bound on a failing run, sized for a loaded 2-core machine.
+SLACK_S = 120.0
 
 
 class LateMemberTest(base.ClusterTestCase):
@@ -72,13 +81,26 @@ class LateMemberTest(base.ClusterTestCase):
         self.assertAllAvailable(volumes)
         self.assertIn(late.host, self.hosts(volumes))
 
-    def test_stop_while_probing_exits_within_3_s(self):
+    def test_stop_while_probing_ends_on_sigterm(self):
+        # The counted attempts end after 1 + 2 + 4 s; then the member
+        # would sleep the whole hour before its first probe. A stop that
+        # waited for that probe would need the SIGKILL after 60 s.
         cluster = self.cluster('stopper')
-        member = cluster.add_member('m1', backend_up=False, wait=False)
-        self.assertTrue(self._probing(cluster, 'm1'),
-                        'm1 did not reach background probing')
-        took = member.stop(timeout=15)
-        self.assertLess(took, 3.0)
+        member = cluster.add_member(
+            'm1', backend_up=False, wait=False,
+            options={'reinit_driver_probe_interval': 3600})
+        self.assertTrue(
+            wait_for(lambda: cluster.setup_failures('m1') >=
+                     PROBING_AFTER_FAILURES - 1, 180, interval=0.5),
+            'm1 did not end its counted attempts')
+        time.sleep(1.0)
+        took = member.stop(timeout=60)
+        self.assertFalse(member.killed,
+                         'm1 did not exit on SIGTERM while probing')
+        self.assertEqual(PROBING_AFTER_FAILURES - 1,
+                         cluster.setup_failures('m1'),
+                         'm1 probed again instead of stopping')
+        LOG.info('m1 exited %.1f s after SIGTERM', took)
 
 
 class KilledMemberTest(base.ClusterTestCase):

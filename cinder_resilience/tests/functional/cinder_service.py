@@ -152,6 +152,7 @@ class CinderVolume:
         self.conf_file = os.path.join(path, 'cinder.conf')
         self.log_file = os.path.join(path, 'cinder-volume.log')
         self.process = None
+        self.killed = False
         os.makedirs(os.path.join(path, 'locks'), exist_ok=True)
         with open(self.conf_file, 'w') as conf:
             conf.write(_CONF.format(name=name, path=path, backend=BACKEND,
@@ -197,7 +198,8 @@ class CinderVolume:
     def stop(self, timeout=10):
         """SIGTERM the process group; SIGKILL it after ``timeout`` s.
 
-        :returns: seconds the process took to exit after SIGTERM
+        :returns: seconds the process took to exit after SIGTERM; ``killed``
+                  tells whether it needed the SIGKILL
         """
         if self.process is None or self.process.poll() is not None:
             return 0.0
@@ -207,6 +209,7 @@ class CinderVolume:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.killed = True
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
