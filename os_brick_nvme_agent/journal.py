@@ -26,11 +26,11 @@ cannot be written is logged once at ERROR and never stops the healing.
 
 import json
 import os
-import tempfile
 import time
 
 from oslo_log import log as logging
 
+from os_brick_nvme_agent import fileutils
 from os_brick_nvme_agent import model
 
 LOG = logging.getLogger(__name__)
@@ -159,22 +159,11 @@ class Journal(object):
     def _compact(self):
         events, _bad = read(self.path)
         keep = events[-self.max_events:]
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix='.events-', dir=directory)
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                for entry in keep:
-                    handle.write(json.dumps(entry, sort_keys=True) + '\n')
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        fileutils.write_file_atomically(
+            self.path,
+            ''.join(json.dumps(entry, sort_keys=True) + '\n'
+                    for entry in keep),
+            mode=0o644)
         self._count = len(keep)
 
 

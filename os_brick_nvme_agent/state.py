@@ -28,11 +28,11 @@ meaning across a reboot.
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Optional
 
 from oslo_log import log as logging
 
+from os_brick_nvme_agent import fileutils
 from os_brick_nvme_agent import model
 
 LOG = logging.getLogger(__name__)
@@ -250,17 +250,8 @@ class StateStore(object):
         """Write ``state``: temporary file, fsync, rename, fsync the dir."""
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix='.state-', dir=directory)
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as f:
-                f.write(dumps(state))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
-        _fsync_dir(directory)
+        fileutils.write_file_atomically(self.path, dumps(state))
+        fileutils.fsync_dir(directory)
 
     def _move_aside(self):
         n = 0
@@ -269,18 +260,3 @@ class StateStore(object):
         aside = '%s.corrupt-%d' % (self.path, n)
         os.replace(self.path, aside)
         return aside
-
-
-def _unlink_quietly(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -32,10 +32,9 @@ escape.
 """
 
 import abc
-import os
-import tempfile
 
 from os_brick_nvme_agent import exception
+from os_brick_nvme_agent import fileutils
 from os_brick_nvme_agent import model
 
 __all__ = ['Provisioner', 'replica_set_from_dict', 'replica_to_dict',
@@ -202,24 +201,5 @@ def _text(value):
     return value
 
 
-def write_file_atomically(path, text, mode=0o600):
-    """Replace ``path`` by ``text``: temp file, fsync, rename.
-
-    A reader sees either the old or the new content, never a mix.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.%s-' % os.path.basename(path),
-                               dir=directory)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+#: Kept here for plugins: the file-backed provisioners write through it.
+write_file_atomically = fileutils.write_file_atomically
