@@ -26,6 +26,7 @@ can be paused (SIGSTOP), resumed, killed and restarted with its data.  The
   forwards to any member that accepts connections.
 """
 
+import functools
 import http.client
 import json
 import os
@@ -37,6 +38,8 @@ import tempfile
 import time
 import uuid
 
+from cinder_resilience.tests import waiting
+
 ZOOKEEPER_CLASSPATH = '/etc/zookeeper/conf:/usr/share/java/zookeeper.jar'
 SENTINEL_MASTER = 'chaos'
 
@@ -47,16 +50,8 @@ def free_port(host='127.0.0.1'):
         return sock.getsockname()[1]
 
 
-def wait_until(check, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError('%s not ready after %.0fs' % (what, timeout))
+#: A member still refusing connections is "not yet", not an error.
+wait_until = functools.partial(waiting.wait_until, tolerate=(OSError,))
 
 
 def ask(host, port, request, size=4096, timeout=1.0):

@@ -25,18 +25,19 @@ Use it as a fixture (``useFixture``) or by hand (``start()``/``stop()``).
 ``stop()`` stops every process it started, also after a failed start.
 """
 
+import functools
 import json
 import os
 import shutil
 import sys
 import tempfile
-import time
 
 import fixtures
 
 from cinder_resilience.tests.cluster import client as cinder_client
 from cinder_resilience.tests.cluster import servers
 from cinder_resilience.tests.functional import servers as coord_servers
+from cinder_resilience.tests import waiting
 
 OURS = 'cinder_resilience.manager.VolumeManager'
 UPSTREAM = 'cinder.volume.manager.VolumeManager'
@@ -329,11 +330,5 @@ class Cluster(object):
             proc.stop()
 
 
-def wait_for(predicate, timeout, interval=0.5):
-    """Poll ``predicate`` until true or ``timeout`` s; returns the result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(interval)
+#: Polls every 0.5 s: each poll reads the API or the events file.
+wait_for = functools.partial(waiting.wait_for, interval=0.5)

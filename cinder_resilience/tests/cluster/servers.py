@@ -30,6 +30,7 @@ import subprocess
 import time
 
 from cinder_resilience.tests.functional import servers as coord_servers
+from cinder_resilience.tests import waiting
 
 free_port = coord_servers.free_port
 
@@ -42,13 +43,7 @@ def port_open(port):
         return False
 
 
-def wait_until(check, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise RuntimeError('%s not ready after %.0f s' % (what, timeout))
+wait_until = waiting.wait_until
 
 
 def missing_binaries(names):

@@ -31,6 +31,8 @@ import sys
 import threading
 import time
 
+from cinder_resilience.tests import waiting
+
 OURS = 'cinder_resilience.manager.VolumeManager'
 UPSTREAM = 'cinder.volume.manager.VolumeManager'
 DRIVER = 'cinder_resilience.tests.functional.late_backend.LateBackendDriver'
@@ -272,11 +274,4 @@ class CinderVolume:
         return bool(row and row['report_count'] > 0)
 
 
-def wait_for(predicate, timeout, interval=0.2):
-    """Poll ``predicate`` until true or ``timeout`` s; returns the result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(interval)
+wait_for = waiting.wait_for

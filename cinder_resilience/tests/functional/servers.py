@@ -34,6 +34,7 @@ import urllib.parse
 import fixtures
 
 from cinder_resilience import tests
+from cinder_resilience.tests import waiting
 
 ZOOKEEPER_JARS = ('/usr/share/java/zookeeper.jar',)
 ZOOKEEPER_CONF = '/etc/zookeeper/conf'
@@ -44,15 +45,6 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
-
-
-def _wait_until(check, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise RuntimeError('%s not ready after %.1fs' % (what, timeout))
 
 
 class Server(fixtures.Fixture):
@@ -103,7 +95,8 @@ class Server(fixtures.Fixture):
             stdin=subprocess.DEVNULL, cwd=self.workdir,
             start_new_session=True)
         try:
-            _wait_until(self._ready_or_dead, self.start_timeout, self.name)
+            waiting.wait_until(self._ready_or_dead, self.start_timeout,
+                               self.name, interval=0.05)
         except RuntimeError:
             self.kill()
             raise

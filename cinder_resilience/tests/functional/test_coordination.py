@@ -32,6 +32,7 @@ from cinder_resilience import exception
 from cinder_resilience import tests
 from cinder_resilience.tests.functional import servers
 from cinder_resilience.tests.functional import test_coordination_chaos as chaos
+from cinder_resilience.tests import waiting
 
 #: Lock / session lifetime given to every server here, in seconds.
 LEASE = 3
@@ -75,12 +76,8 @@ class BackendMixin(object):
             pass  # The server may be gone already at cleanup.
 
     def wait_for(self, predicate, timeout, what):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                self.fail('%s did not happen within %ss' % (what, timeout))
-            time.sleep(0.05)
-        return time.monotonic()
+        if not waiting.wait_for(predicate, timeout, interval=0.05):
+            self.fail('%s did not happen within %ss' % (what, timeout))
 
     def hold_in_child(self, name):
         proc = subprocess.Popen(
