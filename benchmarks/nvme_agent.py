@@ -23,9 +23,8 @@ Two parts, in one run:
     -> the provisioner holds the FAULTY report; the agent as the hook
     starts it (md change notifications);
   - detection, ``poll``: the same with notifications off, the agent
-    waking every ``poll_interval`` (10 s). The agent's own option when it
-    has one, else a model (a watcher subclass in ``bench_guest``); the
-    table says which;
+    waking every ``poll_interval`` (10 s): the real agent with
+    ``watch_md_events = false``, as the table says;
   - target lost -> provisioner told (``lost``): from the removal of the
     target's port link, a write in flight; includes the kernel's time to
     fail the leg (``fast_io_fail_tmo``), shown apart;
@@ -229,20 +228,16 @@ class _NoPrivilegedCommands(object):
 
 
 def _agent_service(root, replica_sets, workdir):
-    """A real AgentService on the simulated host, static provisioner."""
-    import functools
+    """A real AgentService on the simulated host, static provisioner.
 
+    Built by ``daemon.build_service``, as the daemon builds its own, with
+    a command set that refuses every privileged command.
+    """
     from oslo_config import cfg
 
-    from os_brick_nvme_agent import executor
-    from os_brick_nvme_agent.host import snapshot
-    from os_brick_nvme_agent.host import watcher
-    from os_brick_nvme_agent import journal
+    from os_brick_nvme_agent import daemon
     from os_brick_nvme_agent import opts
-    from os_brick_nvme_agent import provisioners
     from os_brick_nvme_agent.provisioners import base
-    from os_brick_nvme_agent import service
-    from os_brick_nvme_agent import state
     path = os.path.join(workdir, 'replicas.json')
     with open(path, 'w') as stream:
         json.dump({'volumes': {
@@ -266,14 +261,7 @@ def _agent_service(root, replica_sets, workdir):
     conf = cfg.ConfigOpts()
     opts.register_opts(conf)
     conf([], default_config_files=[conf_file])
-    snap = functools.partial(snapshot.read_host_state, root)
-    return service.AgentService(
-        conf, provisioner=provisioners.load('static', conf),
-        executor=executor.Executor(conf, _NoPrivilegedCommands(), snap),
-        store=state.StateStore(os.path.join(workdir, 'state.json')),
-        snapshot=snap, watcher=watcher.Watcher(root, 10.0),
-        journal=journal.Journal(journal.path(workdir),
-                                conf.nvme_agent.journal_max_events))
+    return daemon.build_service(conf, commands=_NoPrivilegedCommands())
 
 
 def agent_pass_cost(counts, cycles, slow_cycles=3):
@@ -478,13 +466,13 @@ def journal_on(bench):
     """True when the agents measured kept their durable event journal.
 
     The guest's agents (built by ``daemon.build_service``) count when the
-    kernel part ran: their journal file must hold events. Otherwise the
-    agent pass above, which is given a journal the way the daemon is.
+    kernel part ran: their journal file must hold events. Otherwise only
+    the agent pass above ran, and it is always given a journal, the way
+    the daemon is.
     """
     if bench:
         return bool(bench.get('journal_events'))
-    from os_brick_nvme_agent import journal
-    return hasattr(journal, 'Journal')
+    return True
 
 
 if __name__ == '__main__':

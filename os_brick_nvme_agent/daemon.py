@@ -25,9 +25,11 @@ from oslo_config import cfg
 from os_brick_nvme_agent import exception
 
 
-def build_service(conf):
+def build_service(conf, commands=None):
     """An :class:`~os_brick_nvme_agent.service.AgentService` for ``conf``.
 
+    :param commands: the executor's privileged command set; the privsep
+        entrypoints unless a benchmark on a simulated host passes its own.
     :raises ProvisionerNotFound: no plugin of the configured name.
     :raises ProvisionerError: the plugin failed to load, or one of its
         options has an invalid value.
@@ -37,7 +39,7 @@ def build_service(conf):
     from os_brick_nvme_agent.host import watcher
     from os_brick_nvme_agent import journal
     from os_brick_nvme_agent import privileged
-    from os_brick_nvme_agent.privileged import commands
+    from os_brick_nvme_agent.privileged import commands as privsep_commands
     from os_brick_nvme_agent import provisioners
     from os_brick_nvme_agent import service
     from os_brick_nvme_agent import state
@@ -49,7 +51,8 @@ def build_service(conf):
     snap = functools.partial(snapshot.read_host_state, group.root_dir)
     return service.AgentService(
         conf, provisioner=provisioner,
-        executor=executor.Executor(conf, commands, snap),
+        executor=executor.Executor(conf, commands or privsep_commands,
+                                   snap),
         store=state.StateStore(os.path.join(group.state_dir, 'state.json')),
         snapshot=snap,
         watcher=watcher.Watcher(group.root_dir, group.poll_interval,

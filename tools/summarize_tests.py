@@ -219,11 +219,12 @@ def main(argv):
     for name, env in envs.items():
         for line in env.excerpts():
             print('%s: %s' % (name, line))
-    for problem in problems(envs):
+    found = problems(envs)
+    for problem in found:
         print('ERROR: %s' % problem)
     print('Totals: %d passed, %d failed, %d skipped'
           % (total['passed'], total['failed'], total['skipped']))
-    return 1 if problems(envs) else 0
+    return 1 if found else 0
 
 
 if __name__ == '__main__':

@@ -38,16 +38,14 @@ import tempfile
 import time
 import uuid
 
+from cinder_resilience.tests.functional import servers as coord_servers
 from cinder_resilience.tests import waiting
 
 ZOOKEEPER_CLASSPATH = '/etc/zookeeper/conf:/usr/share/java/zookeeper.jar'
 SENTINEL_MASTER = 'chaos'
 
 
-def free_port(host='127.0.0.1'):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+free_port = coord_servers.free_port
 
 
 #: A member still refusing connections is "not yet", not an error.

@@ -21,7 +21,6 @@ it again a little later.
 import json
 import os
 import signal
-import subprocess
 import time
 
 from cinder_resilience.tests.chaos import clusters
@@ -152,9 +151,3 @@ class Faults(object):
         if self.netns is not None:
             kinds.append('partition_member')
         return kinds
-
-
-def run_quietly(argv):
-    """Run a command; return its exit code (its output is dropped)."""
-    return subprocess.call(argv, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)

@@ -36,6 +36,7 @@ import fixtures
 
 from cinder_resilience.tests.cluster import client as cinder_client
 from cinder_resilience.tests.cluster import servers
+from cinder_resilience.tests.functional import cinder_service
 from cinder_resilience.tests.functional import servers as coord_servers
 from cinder_resilience.tests import waiting
 
@@ -57,9 +58,7 @@ _LOG_LEVELS = ('amqp=WARN', 'amqplib=WARN', 'sqlalchemy=WARN',
                'cinder.volume.volume_utils=INFO')
 
 
-def venv_script(name):
-    """Path of a console script next to the running interpreter."""
-    return os.path.join(os.path.dirname(sys.executable), name)
+venv_script = cinder_service.venv_script
 
 
 def missing():

@@ -25,7 +25,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
@@ -33,14 +32,7 @@ from cinder_resilience.tests.functional import servers as coord_servers
 from cinder_resilience.tests import waiting
 
 free_port = coord_servers.free_port
-
-
-def port_open(port):
-    try:
-        with socket.create_connection(('127.0.0.1', port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+port_open = coord_servers.port_open
 
 
 wait_until = waiting.wait_until

@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 
+from cinder_resilience.tests.functional import servers
 from cinder_resilience.tests import waiting
 
 OURS = 'cinder_resilience.manager.VolumeManager'
@@ -97,11 +98,7 @@ def venv_script(name):
     return os.path.join(os.path.dirname(sys.executable), name)
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+free_port = servers.free_port
 
 
 #: What the stand-in backend says on every connection. The driver insists on

@@ -47,6 +47,15 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def port_open(port):
+    """True when something accepts connections on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(('127.0.0.1', port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 class Server(fixtures.Fixture):
     """One server process; subclasses give the command and readiness."""
 
@@ -145,13 +154,6 @@ class Server(fixtures.Fixture):
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
-
-    def _port_open(self, port):
-        try:
-            with socket.create_connection(('127.0.0.1', port), timeout=0.5):
-                return True
-        except OSError:
-            return False
 
     def command(self):
         raise NotImplementedError

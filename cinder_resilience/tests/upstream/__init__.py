@@ -34,13 +34,6 @@ import os
 import pkgutil
 import unittest
 
-#: Tests of cinder.tests.unit.volume that fail only because of the
-#: permanent-error classification of issue 10 (driver re-initialization);
-#: helper "reinit" removes this list when that issue lands.  Empty: with
-#: our manager every test of test_init_host passed (700 tests run).
-KNOWN_REINIT_FAILURES = frozenset([
-])
-
 STOCK = os.environ.get('RESILIENCE_UPSTREAM_STOCK') == '1'
 
 
@@ -109,8 +102,6 @@ def load_tests(loader, standard_tests, pattern):
     if not STOCK:
         _enable_plugin_config()
     for test in _tests(loaded):
-        if test.id() in KNOWN_REINIT_FAILURES:
-            continue
         if not STOCK and hasattr(test, 'setUp'):
             _with_plugin(test)
         suite.addTest(test)

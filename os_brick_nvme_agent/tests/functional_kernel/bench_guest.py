@@ -26,10 +26,8 @@ grace period excluded).
   controller is down; detection is ``mdadm --fail`` -> the nvmet
   provisioner holds the FAULTY report.
 * ``poll``: the same fault, with notifications off, so the agent only
-  wakes every ``poll_interval``. With the agent's option for it
-  (:data:`NOTIFY_OPTION`) this is the real daemon; without it, a model:
-  the daemon of ``os-brick-nvme-agent run`` with a watcher subclass
-  defined here that never listens to the kernel.
+  wakes every ``poll_interval``: the real daemon, started by the hook
+  with ``[nvme_agent] watch_md_events = false`` (:data:`NOTIFY_OPTION`).
 * ``lost``: target lost -> provisioner told. The target's port forgets
   the subsystem while a write is in flight; the clock starts at the port
   removal, so it includes the kernel's time to fail the leg
@@ -44,7 +42,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -52,75 +49,20 @@ import time
 from os_brick_nvme_agent.tests.functional_kernel import checks
 from os_brick_nvme_agent.tests.functional_kernel import guest_env
 
-MODULE = 'os_brick_nvme_agent.tests.functional_kernel.bench_guest'
-#: The agent's option that turns md notifications off, if it has one.
+#: The agent's option that turns md notifications off.
 NOTIFY_OPTION = 'watch_md_events'
 VOLUME_SIZE = 4 << 20
-
-
-def notify_option_exists():
-    from os_brick_nvme_agent import opts
-    return any(opt.name == NOTIFY_OPTION for opt in opts.AGENT_OPTS)
-
-
-def polling_watcher(root, interval):
-    """The model: a watcher that never listens to the kernel."""
-    import select
-
-    from os_brick_nvme_agent.host import watcher
-
-    class PollingWatcher(watcher.Watcher):
-        def _arm(self):
-            return {}, {}
-
-        def _poll(self, fds, timeout):
-            poll = select.poll()
-            poll.register(self._read_fd, select.POLLIN)
-            if poll.poll(max(0.0, timeout) * 1000.0):
-                self._drain()
-                return watcher.INTERRUPTED
-            return watcher.TIMEOUT
-
-    return PollingWatcher(root, interval)
-
-
-def run_model_agent(argv):
-    """The daemon of ``os-brick-nvme-agent run`` with the polling model."""
-    from oslo_log import log as logging
-
-    from os_brick_nvme_agent.cmd import agent
-    conf = agent.load_conf(argv)
-    logging.setup(conf, 'os-brick-nvme-agent')
-    lock_fd = agent.acquire_pid_lock(conf.nvme_agent.state_dir)
-    if lock_fd is None:
-        return 1
-    from os_brick_nvme_agent import service
-    daemon = agent.build_service(conf)
-    daemon.watcher = polling_watcher(conf.nvme_agent.root_dir,
-                                     conf.nvme_agent.poll_interval)
-    launcher = service.service.Launcher(conf)
-    launcher.launch_service(daemon)
-    launcher.wait()
-    return 0
 
 
 def start_poll_agent(env):
     """The agent with notifications off; returns how it was set up."""
     env.stop_agent()
     started = time.time()
-    if notify_option_exists():
-        env.extra_options = {NOTIFY_OPTION: 'false'}
-        env.rewrite_conf(env.grace_period)
-        env.create_and_connect('bench-poll-start', VOLUME_SIZE)  # the hook
-        env.wait_agent_ready(since=started)
-        return 'option %s = false' % NOTIFY_OPTION
-    with open(os.path.join(env.workdir, 'poll-agent.out'), 'w') as out:
-        subprocess.Popen(
-            [sys.executable, '-m', MODULE, 'agent', '--config-file',
-             env.conf_file], start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    env.extra_options = {NOTIFY_OPTION: 'false'}
+    env.rewrite_conf(env.grace_period)
+    env.create_and_connect('bench-poll-start', VOLUME_SIZE)  # the hook
     env.wait_agent_ready(since=started)
-    return 'model (watcher subclass in bench_guest)'
+    return 'option %s = false' % NOTIFY_OPTION
 
 
 def last_pass(env):
@@ -270,8 +212,6 @@ def measure(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == 'agent':
-        return run_model_agent(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('command', choices=['measure'])
     parser.add_argument('--workdir', required=True)
