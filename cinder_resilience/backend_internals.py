@@ -115,11 +115,9 @@ def translated(errors):
     """Turn ``errors`` (a backend's ``*_errors()``) to ToozConnectionError.
 
     Like tooz's ``_translate_failures``: only the listed client-library
-    errors are translated; anything else goes through unchanged.
+    errors are translated; anything else goes through unchanged (an
+    empty tuple translates nothing).
     """
-    if not errors:
-        yield
-        return
     try:
         yield
     except errors as exc:

@@ -141,8 +141,12 @@ class Backend(object):
 
     @property
     def connection_errors(self):
-        """What a failed call to the backend raises, once translated."""
-        return (tooz_coordination.ToozConnectionError,)
+        """What a call to an unreachable backend raises.
+
+        tooz translates most client errors to ToozConnectionError, but
+        some drivers (etcd) let the client library's own errors out.
+        """
+        return (tooz_coordination.ToozConnectionError,) + self.raw_errors()
 
     @property
     def across_hosts(self):
@@ -438,16 +442,6 @@ def lease_url(url, lease_seconds):
 def raw_errors_for(url):
     """Client-library errors of the backend of ``url`` (see internals)."""
     return _profile_class_for_url(url).raw_errors()
-
-
-def connection_errors(url):
-    """Exceptions meaning "backend unreachable" when starting ``url``.
-
-    tooz translates most of them to ToozConnectionError, but its etcd driver
-    lets etcd3gw's own errors out of ``start()``.
-    """
-    return ((tooz_coordination.ToozConnectionError,) +
-            _profile_class_for_url(url).raw_errors())
 
 
 def _text(name):

@@ -147,22 +147,18 @@ class Coordinator(object):
         """
         if self.started:
             return
-        group = self._options()
         member_id = (self.prefix + self.agent_id).encode('ascii')
         self._stopping.clear()
         self.coordinator = self._connect(member_id)
         self.backend = backends.profile_for(self.coordinator)
         self.lease_seconds = self.backend.lease_seconds
         self.timeout_errors = self.backend.timeout_errors
-        self.unreachable_errors = (self.backend.connection_errors +
-                                   self.backend.raw_errors())
+        self.unreachable_errors = self.backend.connection_errors
         self._warn_if_unsafe()
         self.closed = False
         self.backend.watch(self._session_lost)
         if self.backend.lease_based:
-            self._keeper = lease_keeper.LeaseKeeper(
-                self, group.heartbeat, self.new_backoff())
-            self._keeper.start()
+            self._start_keeper()
         self.started = True
         _register_fork_hook()
 
@@ -225,7 +221,7 @@ class Coordinator(object):
     def stop(self):
         """Stop detection and disconnect; held locks are released.
 
-        Also interrupts a ``start()`` still waiting for the backend.
+        Also interrupts an acquire waiting for an unreachable backend.
         """
         self._stopping.set()
         if not self.started:
@@ -270,9 +266,12 @@ class Coordinator(object):
         """
         self._held.clear()
         if self._keeper is not None:
-            self._keeper = lease_keeper.LeaseKeeper(
-                self, self._options().heartbeat, self.new_backoff())
-            self._keeper.start()
+            self._start_keeper()
+
+    def _start_keeper(self):
+        self._keeper = lease_keeper.LeaseKeeper(
+            self, self._options().heartbeat, self.new_backoff())
+        self._keeper.start()
 
     def remove_lock(self, glob_name):
         """Remove lock files (file backend only, like cinder's)."""

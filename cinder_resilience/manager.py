@@ -160,10 +160,11 @@ class DriverReinitMixin:
         times; the classification of the last one decides what follows.
         """
         outcome = self._reinit_attempt()
+        if outcome in (TRANSIENT, PERMANENT):
+            # Nothing heartbeats before init_host returns: once is enough.
+            self._reinit_report_down()
         attempt = 0
         while outcome in (TRANSIENT, PERMANENT) and attempt < policy.count:
-            if attempt == 0:
-                self._reinit_report_down()
             wait = policy.counted_wait(attempt, self.reinit_random())
             LOG.warning('Volume driver %(driver)s is not initialized; '
                         'retry %(n)d of %(count)d in %(wait).1f s.',
@@ -177,8 +178,6 @@ class DriverReinitMixin:
         self.reinit_state.exponent = attempt
         if outcome == PERMANENT:
             self._reinit_log_permanent()
-        if outcome in (TRANSIENT, PERMANENT):
-            self._reinit_report_down()
         return outcome
 
     def init_host_with_rpc(self):

@@ -120,11 +120,6 @@ def _hold(target, endpoints, server):
     return server
 
 
-def installed_for(manager):
-    """The gate installed for ``manager``, or None."""
-    return _GATES.get(id(manager))
-
-
 def install(manager):
     """Hold the RPC servers built next for ``manager``; returns its Gate."""
     gate = _GATES.get(id(manager))

@@ -17,15 +17,11 @@ of ``cinder.wsgi.api:application``: the plugin is enabled before cinder's
 ``initialize_application`` starts ``cinder.coordination.COORDINATOR``.
 """
 
-import threading
-
 from cinder_resilience import coordination_service
 
-application = None
+coordination_service.enable()
 
-lock = threading.Lock()
-with lock:
-    if application is None:
-        coordination_service.enable()
-        from cinder.wsgi import wsgi
-        application = wsgi.initialize_application()
+# Imported only now: importing cinder's module initializes the application.
+from cinder.wsgi import api  # noqa: E402
+
+application = api.application
