@@ -140,9 +140,7 @@ class _Waiter(object):
         local, place = (self._local_turn() if self.ticket is not None
                         else (False, 0))
         if local:
-            left = backoff.remaining(self.policy, elapsed)
-            self.timeout = (PATIENT_WARNING_INTERVAL if left is None
-                            else left)
+            self.timeout = self._turn_timeout(elapsed)
         else:
             self.timeout = backoff.next_wait(self.policy, self.counted,
                                              elapsed, self.task.rand)
@@ -150,10 +148,19 @@ class _Waiter(object):
         return False
 
     def wait(self, _attempt_number, _delay_ms):
-        self.free = self.task.wait_for_turn(self.ticket.event, self.timeout)
+        self._block(self.timeout)
+        return 0
+
+    def _turn_timeout(self, elapsed):
+        """How long to wait for a release here: the patience left."""
+        left = backoff.remaining(self.policy, elapsed)
+        return PATIENT_WARNING_INTERVAL if left is None else left
+
+    def _block(self, timeout):
+        """Wait for the turn, or ``timeout`` s; the wait is then used up."""
+        self.free = self.task.wait_for_turn(self.ticket.event, timeout)
         self.ticket.event.clear()
         self.task._warn_if_patient_too_long(self)
-        return 0
 
     def first_turn(self):
         """Wait for the turn before the first attempt, if others are first.
@@ -168,12 +175,7 @@ class _Waiter(object):
             # The turn at once: nobody of this process is ahead.
             self.ticket.event.clear()
             return
-        left = backoff.remaining(self.policy, self.elapsed())
-        self.free = self.task.wait_for_turn(
-            self.ticket.event,
-            PATIENT_WARNING_INTERVAL if left is None else left)
-        self.ticket.event.clear()
-        self.task._warn_if_patient_too_long(self)
+        self._block(self._turn_timeout(self.elapsed()))
 
 
 class TaskManager(ironic_task_manager.TaskManager):
@@ -281,13 +283,12 @@ class TaskManager(ironic_task_manager.TaskManager):
         values = {'node': self._node_name(error),
                   'host': self._holder(error), 'purpose': self._purpose,
                   'attempts': waiter.reserves, 'waited': waiter.elapsed()}
-        message = ("Node %(node)s is locked by host %(host)s; gave up "
+        summary = ("Node %(node)s is locked by host %(host)s; gave up "
                    "reserving it for %(purpose)s after %(attempts)d "
-                   "attempt(s) in %(waited).2f seconds. Please retry after "
-                   "the current operation is completed." % values)
-        LOG.warning("Node %(node)s is locked by host %(host)s; gave up "
-                    "reserving it for %(purpose)s after %(attempts)d "
-                    "attempt(s) in %(waited).2f seconds", values)
+                   "attempt(s) in %(waited).2f seconds" % values)
+        LOG.warning('%s', summary)
+        message = (summary + '. Please retry after the current operation '
+                   'is completed.')
         # ironic's own class, so its API still answers 409 and its RPC
         # layers rebuild the exception on the other side.
         return ironic_exc.NodeLocked(message, node=values['node'],

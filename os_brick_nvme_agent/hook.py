@@ -133,13 +133,3 @@ class NVMeOFAgent(object):
             LOG.debug('Hook failure', exc_info=True)
             _report('%s: %s' % (type(exc).__name__, exc))
             return False
-
-
-def install_pth(directory=None):
-    """Deprecated spelling of :func:`hook_install.install_pth`.
-
-    Kept for callers written before the split (the kernel test harness);
-    it imports the installer only when called, never in the host service.
-    """
-    from os_brick_nvme_agent import hook_install
-    return hook_install.install_pth(directory)

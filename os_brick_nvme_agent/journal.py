@@ -111,6 +111,13 @@ def state_events(old, new):
                 yield RESYNC_DONE, volume.volume_id, rec
 
 
+def _entry(clock, event, volume, fields):
+    """One journal entry: the time, the event, the volume, set fields."""
+    entry = {'time': round(clock(), 3), 'event': event, 'volume': volume}
+    entry.update({k: v for k, v in fields.items() if v is not None})
+    return entry
+
+
 class Journal(object):
     """Appends events to the journal file.
 
@@ -128,9 +135,7 @@ class Journal(object):
 
     def record(self, event, volume=None, **fields):
         """Append one event; returns it as written (a dict)."""
-        entry = {'time': round(self.clock(), 3), 'event': event,
-                 'volume': volume}
-        entry.update({k: v for k, v in fields.items() if v is not None})
+        entry = _entry(self.clock, event, volume, fields)
         try:
             self._append(json.dumps(entry, sort_keys=True))
         except (OSError, TypeError, ValueError) as exc:
@@ -237,8 +242,6 @@ class MemoryJournal(object):
         self.events = []
 
     def record(self, event, volume=None, **fields):
-        entry = {'time': round(self.clock(), 3), 'event': event,
-                 'volume': volume}
-        entry.update({k: v for k, v in fields.items() if v is not None})
+        entry = _entry(self.clock, event, volume, fields)
         self.events.append(entry)
         return entry

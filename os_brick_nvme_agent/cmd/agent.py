@@ -117,9 +117,11 @@ def build_service(conf):
 def acquire_pid_lock(state_dir, attempts=20, wait=None):
     """Take the single-instance lock and record our pid in it.
 
-    For tools that serve the agent in their own process (the kernel
-    benchmark); ``run`` takes the lock before it forks and records the
+    ``run`` records the launcher's pid here, before it forks, and the
     daemon's pid after.
+
+    :returns: the lock's file descriptor, or None when another agent
+        holds it.
     """
     from os_brick_nvme_agent import pidlock
     fd = pidlock.acquire(state_dir, attempts, wait)
@@ -142,15 +144,13 @@ def prepare(argv, conf=None):
         return conf, None, None
     check_dependencies()
     from os_brick_nvme_agent import exception
-    from os_brick_nvme_agent import pidlock
     try:
-        lock_fd = pidlock.acquire(group.state_dir)
+        lock_fd = acquire_pid_lock(group.state_dir)
     except OSError as exc:
         raise StartError('[nvme_agent] state_dir %s: %s' % (
             group.state_dir, exc))
     if lock_fd is None:
         return conf, None, None
-    pidlock.write_pid(lock_fd)  # the launcher's; the daemon's after fork
     try:
         return conf, lock_fd, build_service(conf)
     except (exception.ProvisionerNotFound,
