@@ -229,7 +229,10 @@ class AgentService(service.Service):
                         'next attempt in %.1fs', exc, delay)
             self.write_metrics(host, {})
             return delay
-        self.set_reachable(True)
+        if answers:
+            # Only an answer shows it reachable: with no array to ask
+            # about, the last probe's verdict stands.
+            self.set_reachable(True)
         self.backoff.reset()
         self.tune_controllers(host, answers)
         actions, new_state = engine.reconcile(host, answers, self.state,

@@ -497,6 +497,16 @@ class HistoryTest(ServiceTest):
         self.assertEqual(('provisioner_reachable', None), self.events()[2])
         self.assertIn('Provisioner static is reachable', self.logger.output)
 
+    def test_pass_without_arrays_does_not_claim_the_provisioner_is_up(self):
+        # Nothing to ask about: the failed probe at start still stands.
+        self.rec.fail_probe = exception.ProvisionerUnavailable('refused')
+        self.useFixture(fixtures.MockPatch(
+            'oslo_service.loopingcall.DynamicLoopingCall'))
+        self.svc.start()
+        self.svc.run_once()
+        self.assertFalse(self.svc.reachable)
+        self.assertNotIn(('provisioner_reachable', None), self.events())
+
     def test_metrics_file(self):
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'agent.prom')
