@@ -189,6 +189,10 @@ class DeadMemberCleanupTest(base.BaseTestCase):
         return volume.sql('SELECT status FROM volumes WHERE id = ?',
                           (volume_id,))[0][0]
 
+    def _workers(self, volume, volume_id):
+        return volume.sql('SELECT id FROM workers WHERE resource_id = ?',
+                          (volume_id,))
+
     def test_dead_members_creating_volume_ends_in_error(self):
         port = cs.free_port()
         self._backend(port).open()
@@ -207,11 +211,18 @@ class DeadMemberCleanupTest(base.BaseTestCase):
                              now + datetime.timedelta(seconds=600),
                              volume_type)
         survivor.start(synced=True)
-        self.assertTrue(cs.wait_for(
-            lambda: self._status(survivor, dead) == 'error', 180),
-            'the dead member\'s volume is still creating')
-        self.assertEqual([], survivor.sql(
-            'SELECT id FROM workers WHERE resource_id = ?', (dead,)))
+
+        def cleaned():
+            # cinder sets the status first and deletes the worker row
+            # after it: both make the end state.
+            return (self._status(survivor, dead) == 'error' and
+                    not self._workers(survivor, dead))
+
+        self.assertTrue(
+            cs.wait_for(cleaned, 180),
+            'the dead member\'s volume is not cleaned up: status %r, '
+            'worker rows %r' % (self._status(survivor, dead),
+                                self._workers(survivor, dead)))
         log = survivor.log()
         self.assertIn('Cluster member dead@late (service', log)
         self.assertIn('Cleaning Volume with id %s' % dead, log)
