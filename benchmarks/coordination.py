@@ -153,7 +153,7 @@ def _server(name):
     missing = server_cls.available()
     if missing:
         return None, missing
-    return server_cls(SERVER_OPTIONS[name]).start(), None
+    return server_cls(SERVER_OPTIONS[name], durable=True).start(), None
 
 
 def measure(name, slices, seconds, contended_seconds):

@@ -130,7 +130,7 @@ def _server(name):
     missing = server_cls.available()
     if missing:
         return None, missing
-    server = server_cls()
+    server = server_cls(durable=True)
     server.start()
     return server, None
 

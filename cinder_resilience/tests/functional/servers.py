@@ -64,9 +64,17 @@ class Server(fixtures.Fixture):
     binary = None
     start_timeout = 20.0
 
-    def __init__(self, options=None):
+    def __init__(self, options=None, durable=False):
+        """``durable``: sync every write to disk as in production.
+
+        The benchmarks ask for it.  Tests do not, so that a busy machine's
+        I/O cannot stall a short session; a killed server still keeps all
+        the page cache holds.  Only ZooKeeper has the choice here (etcd
+        3.4 always syncs; the redis server keeps nothing on disk).
+        """
         super().__init__()
         self.options = dict(options or {})
+        self.durable = durable
         self.port = None
         self.process = None
         self.workdir = None
@@ -225,9 +233,9 @@ class ZookeeperServer(Server):
     """Standalone ZooKeeper 3.8; its data dir survives restarts.
 
     ``tickTime`` is 250 ms so that clients may ask for short sessions (the
-    server allows 2 to 20 ticks).  ``forceSync=no``: a killed process loses
-    nothing the page cache holds, and without it a session handshake waits
-    for an fsync that the rest of a busy CI machine can delay past 3 s.
+    server allows 2 to 20 ticks).  Unless ``durable``, ``forceSync=no``:
+    otherwise a session handshake waits for an fsync that the rest of a
+    busy CI machine can delay past 3 s.
     """
 
     name = 'zookeeper'
@@ -257,7 +265,8 @@ class ZookeeperServer(Server):
             f.write('clientPortAddress=127.0.0.1\n')
             f.write('maxSessionTimeout=%d\n' % self.max_session_ms)
             f.write('admin.enableServer=false\n')
-            f.write('forceSync=no\n')
+            if not self.durable:
+                f.write('forceSync=no\n')
             f.write('4lw.commands.whitelist=srvr\n')
         self.config = cfg
 
