@@ -24,6 +24,21 @@ import signal
 import time
 
 from cinder_resilience.tests.chaos import clusters
+from cinder_resilience.tests import waiting
+
+
+def _all_stopped(pid):
+    """True once every thread of ``pid`` is in the stopped state."""
+    task_dir = '/proc/%d/task' % pid
+    try:
+        for tid in os.listdir(task_dir):
+            with open(os.path.join(task_dir, tid, 'stat')) as f:
+                # The state follows the parenthesised command name.
+                if f.read().rsplit(')', 1)[1].split()[0] != 'T':
+                    return False
+    except (OSError, IndexError):
+        return False
+    return True
 
 
 class Faults(object):
@@ -55,8 +70,15 @@ class Faults(object):
             return None, None
         if pid not in self.workers.pids():
             return None, None
-        stopped = time.monotonic()
         os.kill(pid, signal.SIGSTOP)
+        # kill() returns before the worker has stopped; until every thread
+        # has, it may still write events that would look like running
+        # during the pause.
+        if not waiting.wait_for(lambda: _all_stopped(pid), 10,
+                                interval=0.01):
+            os.kill(pid, signal.SIGCONT)
+            return None, None
+        stopped = time.monotonic()
         if self._holding(pid):
             return pid, stopped
         os.kill(pid, signal.SIGCONT)
